@@ -1,0 +1,323 @@
+"""GRPO: group-relative policy optimisation of a language model on rewarded completions.
+
+Each step reads top to bottom as the five steps every r1lab learner shares:
+
+1. collect   sample G completions for each of P prompts (old-policy log-probs come with them)
+2. score     run the reward functions; optional DAPO over-long shaping
+3. estimate  group-relative advantages, A_i = (r_i - mean_group r) / (std_group r + eps)
+4. improve   mu passes of the clipped per-token ratio objective (+ beta * KL to the reference),
+             aggregated by the configured loss type, accumulated over micro-batches
+5. record    metrics, sample completions, checkpoints
+
+Every formula is a call into `r1lab.core`; this file only orchestrates.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from r1lab.core import aggregate_loss, clipped_surrogate, group_advantages, group_reward_std, kl_estimate, masked_mean
+from r1lab.core.shaping import overlong_penalty
+from r1lab.llm.generation import Completions, SamplingSettings, generate
+from r1lab.llm.grpo_config import GRPOConfig
+from r1lab.llm.loading import load_model
+from r1lab.llm.logprobs import token_logprobs
+from r1lab.llm.prompts import apply_template
+from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict
+from r1lab.tasks.base import TaskItem
+
+
+@dataclass
+class Batch:
+    items: list[TaskItem]  # one per completion (each prompt's item repeated G times)
+    prompts: list[str]
+    completions: Completions
+    rewards: torch.Tensor  # (B,)
+    advantages: torch.Tensor  # (B,)
+    reward_metrics: dict
+
+
+class PromptStream:
+    """Prompts in a seeded shuffled order, epoch after epoch; its position is saved for `--resume`."""
+
+    def __init__(self, items: list[TaskItem], seed: int):
+        self.items, self.seed, self.epoch, self.position = items, seed, 0, 0
+        self._order = self._shuffle()
+
+    def _shuffle(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(len(self.items), generator=generator).tolist()
+
+    def take(self, count: int) -> list[TaskItem]:
+        taken = []
+        for _ in range(count):
+            if self.position == len(self._order):
+                self.epoch, self.position = self.epoch + 1, 0
+                self._order = self._shuffle()
+            taken.append(self.items[self._order[self.position]])
+            self.position += 1
+        return taken
+
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def restore(self, state: dict) -> None:
+        self.epoch, self.position = state["epoch"], state["position"]
+        self._order = self._shuffle()
+
+
+def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], reward_functions: list,
+               *, evaluator: Callable | None = None, eval_every: int = 0, resume: bool = False,
+               quiet: bool = False, stop_after: int | None = None) -> dict:
+    """Train with GRPO; returns the summary (also written to RUN_DIR/summary.json).
+
+    `evaluator(model, tokenizer) -> dict` runs before training, every `eval_every` steps and at
+    the end. `stop_after` ends the run early after that many steps (as a kill would), leaving
+    its checkpoint for `--resume`.
+    """
+    seed_everything(config.seed)
+    run = Run(run_dir, "grpo", config, resume=resume)
+    loaded = load_model(config.model, reference=config.beta > 0, device=config.device, dtype=config.dtype,
+                        lora=config.lora, gradient_checkpointing=config.gradient_checkpointing)
+    policy, tokenizer, reference = loaded.policy, loaded.tokenizer, loaded.reference
+    optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
+                                  betas=config.adam_betas, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    stream = PromptStream(items, config.seed)
+    sampler = torch.Generator(device=loaded.device).manual_seed(config.seed)
+    start_step, history, evaluations = 0, [], []
+    if resume:
+        state = run.load_checkpoint()
+        policy.load_state_dict(state["policy"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        stream.restore(state["stream"])
+        sampler.set_state(state["sampler"])
+        set_rng_state(state["rng"])
+        if state.get("reference") is not None:
+            reference.load_state_dict(state["reference"])
+        start_step, history, evaluations = state["step"], state["history"], state["evaluations"]
+    elif evaluator is not None:
+        evaluations.append({"step": 0, **evaluator(policy, tokenizer)})
+        run.log(0, _eval_metrics(evaluations[-1]))
+
+    sampling = SamplingSettings(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
+    policy.train()
+    step = start_step
+    with ProgressBar(config.steps, "grpo", enabled=not quiet) as bar:
+        bar.advance(start_step)
+        for step in range(start_step + 1, config.steps + 1):
+            started = time.perf_counter()
+            batch, sampling_metrics = collect(policy, tokenizer, stream, reward_functions, sampling, sampler, config)
+            collected = time.perf_counter()
+            learn_metrics = improve(policy, reference, optimizer, batch, config) if batch is not None else {}
+            scheduler.step()
+            if config.ref_reset_every and reference is not None and step % config.ref_reset_every == 0:
+                reference.load_state_dict(policy.state_dict())
+            finished = time.perf_counter()
+
+            metrics = {**sampling_metrics, **learn_metrics, "lr": scheduler.get_last_lr()[0],
+                       "time/scoring": collected - started - sampling_metrics["time/generation"],
+                       "time/learning": finished - collected, "time/step": finished - started}
+            if evaluator is not None and eval_every and step % eval_every == 0 and step < config.steps:
+                evaluations.append({"step": step, **evaluator(policy, tokenizer)})
+                metrics.update(_eval_metrics(evaluations[-1]))
+            run.log(step, metrics)
+            history.append({k: metrics.get(k) for k in ("reward", "time/step")})
+            if batch is not None and config.log_samples_every and step % config.log_samples_every == 0:
+                _log_samples(run, step, batch)
+            bar.advance(1, info=f"reward {metrics.get('reward', float('nan')):.3f}")
+            if step % config.checkpoint_every == 0 or step == config.steps or step == stop_after:
+                run.save_checkpoint(step, {
+                    "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "stream": stream.state(), "sampler": sampler.get_state(),
+                    "rng": rng_state(), "step": step, "history": history, "evaluations": evaluations,
+                    "reference": reference.state_dict() if reference is not None and config.ref_reset_every else None,
+                })
+            if step == stop_after:
+                run.close()
+                return {"stopped_at": step}
+
+    if evaluator is not None:
+        evaluations.append({"step": step, **evaluator(policy, tokenizer)})
+        run.log(step, _eval_metrics(evaluations[-1]))
+    if config.save_model:
+        policy.save_pretrained(run.dir / "model")
+        tokenizer.save_pretrained(run.dir / "model")
+    rewards = [h["reward"] for h in history if h["reward"] is not None]
+    window = max(1, min(10, len(rewards) // 5))
+    summary = {
+        "steps": step, "wall_seconds": run.elapsed,
+        "seconds_per_step_median": statistics.median(h["time/step"] for h in history),
+        "reward_first": sum(rewards[:window]) / window if rewards else None,
+        "reward_last": sum(rewards[-window:]) / window if rewards else None,
+        "evaluations": evaluations, "final_evaluation": evaluations[-1] if evaluations else None,
+        "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "config": to_dict(config),
+    }
+    run.write_summary(summary)
+    run.close()
+    return summary
+
+
+def collect(policy, tokenizer, stream, reward_functions, sampling, sampler, config) -> tuple[Batch | None, dict]:
+    """Steps 1-3: sample groups, score them, and compute group-relative advantages.
+
+    With dynamic sampling, groups whose rewards are all equal (zero advantage, no signal) are
+    dropped and more prompts are sampled, up to `max_sampling_rounds` rounds.
+    """
+    from r1lab.rewards.runner import score
+
+    G, kept, generation_seconds, all_rewards, zero_var, rounds = config.group_size, [], 0.0, [], [], 0
+    reward_metrics: dict = {}
+    while len(kept) < config.prompts_per_step and rounds < (config.max_sampling_rounds if config.dynamic_sampling else 1):
+        rounds += 1
+        round_start = time.perf_counter()
+        items = [item for item in stream.take(config.prompts_per_step) for _ in range(G)]
+        prompts = [apply_template(config.template, item.question, tokenizer) for item in items]
+        policy.eval()
+        completions = generate(policy, tokenizer, prompts, sampling, sampler)
+        policy.train()
+        generation_seconds += time.perf_counter() - round_start
+        fields = _item_fields(items)
+        rewards, reward_metrics = score(reward_functions, prompts, completions.texts, fields)
+        rewards = torch.tensor(rewards, dtype=torch.float32)
+        if config.overlong_buffer:
+            rewards = rewards + overlong_penalty(completions.lengths.cpu(), config.max_new_tokens,
+                                                 config.overlong_buffer, config.overlong_penalty)
+        all_rewards.append(rewards)
+        informative = group_reward_std(rewards, G) > 0
+        zero_var.append(1.0 - informative.float().mean().item())
+        for g in range(len(items) // G):
+            if informative[g] or not config.dynamic_sampling:
+                kept.append((items[g * G : (g + 1) * G], prompts[g * G : (g + 1) * G], completions, g, rewards))
+    rewards_seen = torch.cat(all_rewards)
+    metrics = {
+        "reward": rewards_seen.mean().item(), "reward_std": rewards_seen.std().item() if rewards_seen.numel() > 1 else 0.0,
+        "zero_variance_groups": zero_var[0], "sampling_rounds": rounds, **reward_metrics,
+        "time/generation": generation_seconds,
+    }
+    if "rewards/accuracy/mean" in reward_metrics:
+        metrics["accuracy"] = reward_metrics["rewards/accuracy/mean"]
+    if "rewards/format/mean" in reward_metrics:
+        metrics["format_rate"] = reward_metrics["rewards/format/mean"]
+    if not kept:
+        return None, metrics
+    kept = kept[: config.prompts_per_step]
+    batch = _merge_groups(kept, G, config)
+    lengths = batch.completions.lengths
+    metrics.update({"completion_length/mean": lengths.mean().item(), "completion_length/min": lengths.min().item(),
+                    "completion_length/max": lengths.max().item(),
+                    "truncated_share": batch.completions.truncated.float().mean().item()})
+    return batch, metrics
+
+
+def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> dict:
+    """Step 4: mu optimiser steps on the clipped per-token objective, micro-batch by micro-batch."""
+    c = batch.completions
+    mask = c.completion_mask * (~c.truncated).float()[:, None] if config.mask_truncated else c.completion_mask
+    size, micro = c.completion_ids.shape[0], config.micro_batch_size
+    advantages = batch.advantages.to(c.logprobs.device)[:, None]
+    total_tokens = mask.sum().clamp(min=1)
+    ref_logprobs = None
+    if config.beta > 0:
+        with torch.no_grad():
+            ref_logprobs, _ = token_logprobs(reference, c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask,
+                                             temperature=config.temperature, chunk_size=micro)
+    sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0}
+    for _ in range(config.num_iterations):
+        optimizer.zero_grad(set_to_none=True)
+        for start in range(0, size, micro):
+            rows = slice(start, start + micro)
+            logprobs, entropy = token_logprobs(policy, c.prompt_ids[rows], c.prompt_mask[rows], c.completion_ids[rows],
+                                               c.completion_mask[rows], temperature=config.temperature,
+                                               with_entropy=True)
+            # with mu = 1 the old policy is the current one: ratio = 1 in value, not in gradient
+            old = logprobs.detach() if config.num_iterations == 1 else c.logprobs[rows]
+            terms = clipped_surrogate(logprobs, old, advantages[rows], config.clip_low, config.clip_high)
+            per_token = terms.loss
+            if ref_logprobs is not None:
+                kl = kl_estimate(logprobs, ref_logprobs[rows], config.kl_estimator)
+                per_token = per_token + config.beta * kl
+                sums["kl"] += masked_mean(kl.detach(), mask[rows]).item() * _share(rows, size)
+            loss = aggregate_loss(per_token, mask[rows], config.aggregation, max_length=config.max_new_tokens,
+                                  num_tokens=total_tokens if config.loss_type == "dapo" else None)
+            weight = 1.0 if config.loss_type == "dapo" else _share(rows, size)
+            (loss * weight).backward()
+            sums["loss"] += loss.item() * weight
+            sums["clip_fraction"] += masked_mean(terms.clipped.float(), mask[rows]).item() * _share(rows, size)
+            sums["entropy"] += masked_mean(entropy, mask[rows]).item() * _share(rows, size)
+        grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
+        if not math.isfinite(float(grad_norm)):
+            raise FloatingPointError("GRPO: the gradient norm is not finite; lower lr or check the rewards")
+        sums["grad_norm"] += float(grad_norm)
+        optimizer.step()
+    return {key: value / config.num_iterations for key, value in sums.items()}
+
+
+def lr_factor(step: int, config: GRPOConfig) -> float:
+    if config.warmup_steps and step < config.warmup_steps:
+        return (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    if config.lr_schedule == "linear":
+        return max(0.0, 1 - progress)
+    if config.lr_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return 1.0
+
+
+def _share(rows: slice, size: int) -> float:
+    return (min(rows.stop, size) - rows.start) / size
+
+
+def _item_fields(items: list[TaskItem]) -> dict[str, list]:
+    keys = sorted({key for item in items for key in item.fields})
+    fields = {key: [item.fields.get(key) for item in items] for key in keys}
+    fields["answer"] = [item.answer for item in items]
+    return fields
+
+
+def _merge_groups(kept, G: int, config: GRPOConfig) -> Batch:
+    """Stack the kept groups (possibly from several sampling rounds) into one padded batch."""
+    rows, items, prompts, rewards = [], [], [], []
+    for group_items, group_prompts, completions, g, round_rewards in kept:
+        rows.append((completions, slice(g * G, (g + 1) * G)))
+        items += group_items
+        prompts += group_prompts
+        rewards.append(round_rewards[g * G : (g + 1) * G])
+    rewards = torch.cat(rewards)
+    prompt_width = max(c.prompt_ids.shape[1] for c, _ in rows)
+    completion_width = max(c.completion_ids.shape[1] for c, _ in rows)
+    pad = lambda t, width, left, value=0: torch.nn.functional.pad(t, (width - t.shape[1], 0) if left else (0, width - t.shape[1]), value=value)  # noqa: E731
+    pad_id = 0
+    merged = Completions(
+        prompt_ids=torch.cat([pad(c.prompt_ids[s], prompt_width, True, pad_id) for c, s in rows]),
+        prompt_mask=torch.cat([pad(c.prompt_mask[s], prompt_width, True) for c, s in rows]),
+        completion_ids=torch.cat([pad(c.completion_ids[s], completion_width, False, pad_id) for c, s in rows]),
+        completion_mask=torch.cat([pad(c.completion_mask[s], completion_width, False) for c, s in rows]),
+        logprobs=torch.cat([pad(c.logprobs[s], completion_width, False) for c, s in rows]),
+        texts=[t for c, s in rows for t in c.texts[s]],
+        truncated=torch.cat([c.truncated[s] for c, s in rows]),
+    )
+    advantages = group_advantages(rewards, G, scale=config.scale_rewards)
+    return Batch(items, prompts, merged, rewards, advantages, {})
+
+
+def _log_samples(run: Run, step: int, batch: Batch) -> None:
+    for i in range(0, len(batch.prompts), max(1, len(batch.prompts) // 8)):
+        run.append_jsonl("samples.jsonl", {"step": step, "question": batch.items[i].question,
+                                           "completion": batch.completions.texts[i],
+                                           "reward": batch.rewards[i].item(), "advantage": batch.advantages[i].item(),
+                                           "answer": batch.items[i].answer})
+
+
+def _eval_metrics(evaluation: dict) -> dict:
+    return {f"eval/{k}": v for k, v in evaluation.items() if isinstance(v, (int, float)) and k != "step"}

@@ -1,0 +1,135 @@
+"""Load a policy (and on request a frozen reference copy) from `tiny`, a local directory or a hub id.
+
+Nothing here knows the tiny model: `tiny` is only a path to `r1lab/assets/tiny`, and everything
+else goes through `AutoTokenizer` / `AutoModelForCausalLM`. Device and dtype follow what is
+there: CUDA with bf16 when available, else CPU float32.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+TINY = "tiny"
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapters through `peft` (install the `lora` extra). rank 0 means no LoRA."""
+
+    rank: int = 0
+    alpha: float = 16.0
+    dropout: float = 0.0
+    target_modules: str = "all-linear"
+
+
+@dataclass
+class LoadedModel:
+    policy: Any
+    tokenizer: Any
+    reference: Any | None
+    device: torch.device
+    dtype: torch.dtype
+    source: str
+
+
+def tiny_model_path() -> Path:
+    return Path(str(resources.files("r1lab") / "assets" / "tiny"))
+
+
+def resolve_model_path(name: str | Path) -> str:
+    if str(name) == TINY:
+        path = tiny_model_path()
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"the bundled tiny model is missing from {path}; run `r1lab pretrain-tiny`")
+        return str(path)
+    return str(name)
+
+
+def pick_device(device: str | None = None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def pick_dtype(device: torch.device, dtype: str | None = None) -> torch.dtype:
+    if dtype:
+        names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+                 "float16": torch.float16, "fp16": torch.float16}
+        if dtype not in names:
+            raise ValueError(f"dtype '{dtype}' is not one of {', '.join(names)}")
+        return names[dtype]
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def load_tokenizer(name: str | Path):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(f"could not load a tokenizer from '{name}': {error}") from None
+    if tokenizer.pad_token is None:  # many causal LMs ship without one; EOS is the usual stand-in
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"  # generation appends on the right, so prompts pad on the left
+    return tokenizer
+
+
+def load_model(
+    name: str | Path,
+    *,
+    reference: bool = False,
+    device: str | None = None,
+    dtype: str | None = None,
+    lora: LoraSettings | None = None,
+    gradient_checkpointing: bool = False,
+) -> LoadedModel:
+    """Policy, tokenizer and (when `reference`) a frozen copy of the initial policy."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(name)
+    torch_device = pick_device(device)
+    torch_dtype = pick_dtype(torch_device, dtype)
+    tokenizer = load_tokenizer(name)
+    try:
+        policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+    except (OSError, ValueError) as error:
+        raise FileNotFoundError(
+            f"could not load model '{name}': not the bundled 'tiny', not a local model directory, "
+            f"and not reachable on the hub ({error})"
+        ) from None
+    policy.to(torch_device)
+    if policy.generation_config is not None and policy.generation_config.pad_token_id is None:
+        policy.generation_config.pad_token_id = tokenizer.pad_token_id
+    frozen = freeze(copy.deepcopy(policy)) if reference else None
+    if lora is not None and lora.rank > 0:
+        policy = apply_lora(policy, lora)
+    if gradient_checkpointing:
+        policy.gradient_checkpointing_enable()
+        policy.config.use_cache = False
+    return LoadedModel(policy, tokenizer, frozen, torch_device, torch_dtype, str(name))
+
+
+def freeze(model):
+    """A model that never trains: eval mode, no gradients."""
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def apply_lora(model, settings: LoraSettings):
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise ImportError("LoRA needs peft: pip install 'r1lab[lora]'") from None
+    config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
+                        target_modules=settings.target_modules, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)

@@ -1,0 +1,86 @@
+"""Prompt datasets and templates.
+
+A prompt dataset is a list of `TaskItem`s from one of three sources: a JSONL file (one object
+per line with `prompt` and `answer`; other keys become the item's fields), a `datasets.Dataset`
+with the same columns, or a built-in task by name. Templates turn a question into the text the
+model sees: `plain` (as is), `chat` (the tokenizer's chat template) or `r1-zero`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from r1lab.tasks import get_task
+from r1lab.tasks.base import TaskItem
+from r1lab.tasks.templates import r1_zero_prompt
+
+TEMPLATES = ("plain", "chat", "r1-zero")
+
+
+def apply_template(name: str, question: str, tokenizer=None) -> str:
+    if name == "plain":
+        return question
+    if name == "r1-zero":
+        return r1_zero_prompt(question)
+    if name == "chat":
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError("template 'chat' needs a tokenizer with a chat template")
+        return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                             add_generation_prompt=True)
+    raise ValueError(f"unknown template '{name}'; templates: {', '.join(TEMPLATES)}")
+
+
+def read_jsonl_prompts(path: str | Path, required: tuple[str, ...] = ("prompt", "answer")) -> list[TaskItem]:
+    """Rows of `{"prompt": ..., "answer": ..., ...}`; a malformed row stops with its file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such dataset file")
+    items = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            items.append(_row_item(_parse_row(line, path, number), f"{path}:{number}", required))
+    if not items:
+        raise ValueError(f"{path}: the dataset holds no rows")
+    return items
+
+
+def dataset_prompts(dataset: Any, required: tuple[str, ...] = ("prompt", "answer")) -> list[TaskItem]:
+    """Items from a `datasets.Dataset` (or any sequence of mappings) with `prompt`/`answer` columns."""
+    return [_row_item(dict(row), f"dataset row {index}", required) for index, row in enumerate(dataset)]
+
+
+def load_prompts(source: str | Path | Any, split: str = "train", count: int = 1000, seed: int = 0) -> list[TaskItem]:
+    """A JSONL path, a built-in task name (`count` items of `split`), or a `datasets.Dataset`."""
+    if isinstance(source, (str, Path)):
+        if str(source).endswith(".jsonl") or Path(source).is_file():
+            return read_jsonl_prompts(source)
+        return get_task(str(source)).items(count, split, seed)
+    return dataset_prompts(source)
+
+
+def _parse_row(line: str, path: Path, number: int) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def _row_item(row: dict, where: str, required: tuple[str, ...]) -> TaskItem:
+    missing = [key for key in required if key not in row]
+    if missing:
+        raise ValueError(f"{where}: missing field {', '.join(map(repr, missing))} (has {', '.join(row) or 'nothing'})")
+    prompt = row.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise ValueError(f"{where}: 'prompt' must be a non-empty string")
+    answer = row.get("answer", "")
+    if not isinstance(answer, (str, int, float)):
+        raise ValueError(f"{where}: 'answer' must be a string or a number, got {type(answer).__name__}")
+    fields = {k: v for k, v in row.items() if k not in ("prompt", "answer", "solution")}
+    return TaskItem(str(row.get("task", "dataset")), prompt, str(answer), str(row.get("solution", "")), fields)

@@ -1,0 +1,209 @@
+"""Supervised fine-tuning on (prompt, completion) pairs, with the loss on completion tokens only.
+
+The loss of an optimiser step is the mean cross-entropy over every completion token of the
+accumulated batch (sum over micro-batches / total completion tokens), so gradient accumulation
+gives the same update as one large batch. R1's cold start and its rejection-sampling SFT stage
+both run through `train_sft`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from r1lab.llm.loading import LoraSettings, load_model
+from r1lab.llm.logprobs import sequence_positions
+from r1lab.llm.prompts import apply_template
+from r1lab.runs import ProgressBar, Run, require, rng_state, seed_everything, set_rng_state, to_dict
+
+
+@dataclass
+class SFTConfig:
+    model: str = "tiny"
+    data: str = ""  # JSONL rows {"prompt": ..., "completion": ...}
+    eval_data: Optional[str] = None  # default: a held-out share of `data`
+    eval_share: float = 0.05
+    template: str = "plain"
+    epochs: float = 1.0
+    max_steps: int = 0  # 0: as many as `epochs` take
+    batch_size: int = 16
+    grad_accumulation: int = 1
+    lr: float = 5e-4
+    warmup_steps: int = 10
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 512
+    eval_every: int = 50
+    checkpoint_every: int = 100
+    seed: int = 0
+    device: Optional[str] = None
+    dtype: Optional[str] = None
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    gradient_checkpointing: bool = False
+    save_model: bool = True
+
+    def __post_init__(self):
+        require(bool(self.data), "data", "is required: a JSONL file of {\"prompt\", \"completion\"} rows")
+        require(self.batch_size >= 1 and self.grad_accumulation >= 1, "batch_size", "and grad_accumulation must be >= 1")
+        require(self.lr > 0, "lr", "must be > 0")
+        require(0 <= self.eval_share < 1, "eval_share", "must be in [0, 1)")
+        require(self.epochs > 0 or self.max_steps > 0, "epochs", "or max_steps must be > 0")
+
+
+def read_pairs(path: str | Path) -> list[dict]:
+    """Rows with non-empty string `prompt` and `completion`; a bad row stops with file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such SFT data file")
+    pairs = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        for key in ("prompt", "completion"):
+            if not isinstance(row, dict) or not isinstance(row.get(key), str):
+                raise ValueError(f"{path}:{number}: needs a string '{key}' field")
+        pairs.append(row)
+    if not pairs:
+        raise ValueError(f"{path}: holds no rows")
+    return pairs
+
+
+def encode_pairs(tokenizer, pairs: list[dict], template: str, max_length: int) -> list[tuple[list[int], int]]:
+    """(token ids of prompt + completion + EOS, prompt length) per pair, cut to `max_length`."""
+    encoded = []
+    for pair in pairs:
+        prompt = tokenizer(apply_template(template, pair["prompt"], tokenizer), add_special_tokens=True)["input_ids"]
+        completion = tokenizer(pair["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        encoded.append(((prompt + completion)[:max_length], len(prompt)))
+    return encoded
+
+
+def collate(examples: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded input ids, attention mask, and labels that are -100 on prompt and padding."""
+    width = max(len(ids) for ids, _ in examples)
+    input_ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    for row, (ids, prompt_length) in enumerate(examples):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, prompt_length : len(ids)] = torch.tensor(ids[prompt_length:])
+    attention_mask = (torch.arange(width)[None] < torch.tensor([len(ids) for ids, _ in examples])[:, None]).long()
+    return input_ids, attention_mask, labels
+
+
+def completion_loss_sum(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
+    """Sum of cross-entropy over completion tokens, and how many there are."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                   position_ids=sequence_positions(attention_mask), use_cache=False).logits
+    targets = labels[:, 1:]
+    loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
+    return loss, int((targets != -100).sum())
+
+
+@torch.no_grad()
+def evaluation_loss(model, examples, pad_id: int, batch_size: int, device) -> float:
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(examples), batch_size):
+        batch = [t.to(device) for t in collate(examples[start : start + batch_size], pad_id)]
+        loss, tokens = completion_loss_sum(model, *batch)
+        total, count = total + loss.item(), count + tokens
+    model.train(was_training)
+    return total / max(count, 1)
+
+
+def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
+              stop_after: int | None = None) -> dict:
+    seed_everything(config.seed)
+    run = Run(run_dir, "sft", config, resume=resume)
+    loaded = load_model(config.model, device=config.device, dtype=config.dtype, lora=config.lora,
+                        gradient_checkpointing=config.gradient_checkpointing)
+    model, tokenizer, device = loaded.policy, loaded.tokenizer, loaded.device
+    pairs = read_pairs(config.data)
+    random.Random(config.seed).shuffle(pairs)
+    if config.eval_data:
+        eval_pairs = read_pairs(config.eval_data)
+    else:
+        cut = int(len(pairs) * config.eval_share)
+        eval_pairs, pairs = pairs[:cut], pairs[cut:]
+    train = encode_pairs(tokenizer, pairs, config.template, config.max_length)
+    held_out = encode_pairs(tokenizer, eval_pairs, config.template, config.max_length)
+    per_step = config.batch_size * config.grad_accumulation
+    steps = config.max_steps or max(1, math.ceil(config.epochs * len(train) / per_step))
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
+                                  weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps))
+                                                 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    order_rng = random.Random(config.seed + 1)
+    order, cursor, start_step = list(range(len(train))), 0, 0
+    order_rng.shuffle(order)
+    if resume:
+        state = run.load_checkpoint()
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        order, cursor, start_step = state["order"], state["cursor"], state["step"]
+        order_rng.setstate(state["order_rng"])
+        set_rng_state(state["rng"])
+    eval_loss_first = evaluation_loss(model, held_out, tokenizer.pad_token_id, config.batch_size, device) if held_out else None
+    model.train()
+    loss_value, eval_loss = float("nan"), eval_loss_first
+    with ProgressBar(steps, "sft", enabled=not quiet) as bar:
+        bar.advance(start_step)
+        for step in range(start_step + 1, steps + 1):
+            started = time.perf_counter()
+            micro_batches = []
+            for _ in range(config.grad_accumulation):
+                if cursor + config.batch_size > len(order):
+                    order_rng.shuffle(order)
+                    cursor = 0
+                micro_batches.append([train[i] for i in order[cursor : cursor + config.batch_size]])
+                cursor += config.batch_size
+            total_tokens = sum(len(ids) - p for batch in micro_batches for ids, p in batch)
+            loss_value = 0.0
+            for examples in micro_batches:
+                batch = [t.to(device) for t in collate(examples, tokenizer.pad_token_id)]
+                loss, _ = completion_loss_sum(model, *batch)
+                (loss / total_tokens).backward()
+                loss_value += loss.item() / total_tokens
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            schedule.step()
+            metrics = {"loss": loss_value, "grad_norm": float(grad_norm), "lr": schedule.get_last_lr()[0],
+                       "tokens": total_tokens, "step_seconds": time.perf_counter() - started}
+            if held_out and (step % config.eval_every == 0 or step == steps):
+                eval_loss = evaluation_loss(model, held_out, tokenizer.pad_token_id, config.batch_size, device)
+                metrics["eval_loss"] = eval_loss
+            run.log(step, metrics)
+            bar.advance(1, info=f"loss {loss_value:.3f}")
+            if step % config.checkpoint_every == 0 or step == stop_after:
+                run.save_checkpoint(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                           "schedule": schedule.state_dict(), "order": order, "cursor": cursor,
+                                           "order_rng": order_rng.getstate(), "rng": rng_state(), "step": step})
+            if step == stop_after:
+                run.close()
+                return {"stopped_at": step}
+    if config.save_model:
+        model.save_pretrained(run.dir / "model")
+        tokenizer.save_pretrained(run.dir / "model")
+    summary = {"steps": steps, "train_examples": len(train), "eval_examples": len(held_out),
+               "loss_last": loss_value, "eval_loss_first": eval_loss_first, "eval_loss_last": eval_loss,
+               "wall_seconds": run.elapsed, "model_dir": str(run.dir / "model") if config.save_model else None,
+               "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "config": to_dict(config)}
+    run.write_summary(summary)
+    run.close()
+    return summary

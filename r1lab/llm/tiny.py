@@ -1,0 +1,140 @@
+"""The tiny world's tokenizer and base model: built, pretrained and saved by `r1lab pretrain-tiny`.
+
+The tokenizer is a byte-level BPE from the `tokenizers` library (every byte, so every CJK
+character, is covered), with digits split one per token (numbers decode without stray spaces
+and arithmetic is digit by digit) and the R1-Zero tags as single, non-special added tokens
+(so `skip_special_tokens=True` keeps them). The model is a small Llama from a `transformers`
+config, so both load with `AutoTokenizer` / `AutoModelForCausalLM.from_pretrained`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import torch
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from r1lab.runs import require
+from r1lab.tasks.corpus import CorpusMix, documents
+from r1lab.tasks.templates import TAGS
+
+EOS, PAD = "<|endoftext|>", "<|pad|>"
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'user' %}{{ 'User: ' + message['content'] + '\n' }}"
+    "{% elif message['role'] == 'assistant' %}{{ 'Assistant: ' + message['content'] + eos_token }}"
+    "{% else %}{{ message['content'] + '\n' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+)
+
+
+@dataclass
+class TinyModelConfig:
+    hidden_size: int = 128
+    layers: int = 4
+    heads: int = 4
+    intermediate_size: int = 384
+    max_positions: int = 512
+
+
+@dataclass
+class PretrainConfig:
+    """`r1lab pretrain-tiny`: tokenizer size, model shape, corpus mix and the optimiser schedule."""
+
+    seed: int = 0
+    vocab_size: int = 768
+    tokenizer_documents: int = 20000
+    model: TinyModelConfig = field(default_factory=TinyModelConfig)
+    steps: int = 3000
+    batch_size: int = 32
+    sequence_length: int = 256
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    log_every: int = 50
+    checkpoint_every: int = 500
+    eval_items: int = 200
+    threads: int = 0
+
+    def __post_init__(self):
+        require(self.vocab_size >= 300, "vocab_size", "must be >= 300 (256 bytes plus merges)")
+        require(self.steps >= 1 and self.batch_size >= 1, "steps", "and batch_size must be >= 1")
+        require(self.sequence_length >= 32, "sequence_length", "must be >= 32")
+        require(self.lr > 0, "lr", "must be > 0")
+
+
+def build_tokenizer(texts, vocab_size: int):
+    """Train a byte-level BPE on `texts` and wrap it as a `transformers` fast tokenizer."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=[EOS, PAD], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAGS])
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD,
+                                      clean_up_tokenization_spaces=False)
+    wrapped.chat_template = CHAT_TEMPLATE
+    wrapped.padding_side = "left"
+    return wrapped
+
+
+def build_model(config: TinyModelConfig, tokenizer):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, num_hidden_layers=config.layers,
+        num_attention_heads=config.heads, num_key_value_heads=config.heads,
+        intermediate_size=config.intermediate_size, max_position_embeddings=config.max_positions,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+    )
+    return LlamaForCausalLM(model_config)
+
+
+def packed_batches(tokenizer, seed: int, batch_size: int, length: int, mix: CorpusMix | None = None):
+    """Endless (input_ids, labels) batches: whole documents packed into rows that start at a
+    document's first token (as prompts do at inference), the tail padded and ignored by the loss."""
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    stream = documents(seed, mix)
+    pending: list[int] | None = None
+    while True:
+        rows = []
+        for _ in range(batch_size):
+            row: list[int] = []
+            while True:
+                if pending is None:
+                    pending = tokenizer(next(stream)[1])["input_ids"][: length - 1] + [eos]
+                if row and len(row) + len(pending) > length:
+                    break
+                row += pending
+                pending = None
+            rows.append(row)
+        input_ids = torch.full((batch_size, length), pad, dtype=torch.long)
+        labels = torch.full((batch_size, length), -100, dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            labels[i, : len(row)] = torch.tensor(row)
+        yield input_ids, labels
+
+
+def learning_rate(step: int, config: PretrainConfig) -> float:
+    """Linear warm-up, then cosine decay to `min_lr_ratio * lr`."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def tokenizer_texts(config: PretrainConfig) -> list[str]:
+    return [text for _, text in itertools.islice(documents(config.seed + 10_000), config.tokenizer_documents)]

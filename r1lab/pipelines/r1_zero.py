@@ -1,0 +1,99 @@
+"""DeepSeek-R1-Zero: GRPO with rule rewards straight from a base model, under the paper's template.
+
+No SFT: the base model sees the template, samples G answers per question, and is rewarded for
+a correct answer inside <answer> tags (accuracy) and for the <think>/<answer> shape (format).
+Held-out evaluation runs before training, every `eval_every` steps and at the end; the job
+writes the before/after table to summary.json and the curves to RUN_DIR/plots/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from r1lab.llm.grpo import train_grpo
+from r1lab.llm.grpo_config import GRPOConfig
+from r1lab.llm.prompts import read_jsonl_prompts
+from r1lab.pipelines.evaluate import EvalSettings, evaluate
+from r1lab.rewards import reward_functions
+from r1lab.runs import plot_run, require
+from r1lab.tasks import get_task
+
+CURVES = ["reward", "accuracy", "format_rate", "completion_length/mean", "eval/accuracy",
+          "eval/answer_anywhere_accuracy", "eval/format_rate", "eval/mean_length"]
+TABLE_KEYS = ["accuracy", "answer_anywhere_accuracy", "format_rate", "mean_length", "pass_at_k", "mixing_rate"]
+
+
+@dataclass
+class GRPOJobConfig(GRPOConfig):
+    """GRPO's settings, plus the held-out evaluation (`r1lab grpo`)."""
+
+    eval_items: int = 200
+    eval_k: int = 8
+    eval_every: int = 0
+    eval_max_new_tokens: int = 0  # 0: the same as max_new_tokens
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.eval_items >= 1, "eval_items", "must be >= 1")
+
+
+@dataclass
+class R1ZeroConfig(GRPOJobConfig):
+    """`r1lab r1-zero`: the same settings, with the template fixed to the paper's."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        require(self.template == "r1-zero", "template", "is fixed to 'r1-zero' in this job (use `r1lab grpo` for others)")
+
+
+def training_items(config: GRPOConfig):
+    """(train items, held-out items, task or None) from the dataset file or the built-in task."""
+    if config.dataset:
+        items = read_jsonl_prompts(config.dataset)
+        cut = max(1, len(items) // 10)
+        return items[cut:], items[:cut], None
+    task = get_task(config.task)
+    return task.items(config.train_items, "train", config.seed), None, task
+
+
+def default_rewards(config: GRPOConfig):
+    names = list(config.rewards)
+    if config.task == "countdown" and not config.dataset and "accuracy" in names:
+        names[names.index("accuracy")] = "countdown"  # an expression is verified by evaluating it
+    return reward_functions(names, config.reward_weights, config.reward_timeout)
+
+
+def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
+                stop_after: int | None = None) -> dict:
+    train, held_out, task = training_items(config)
+    if held_out is None:
+        held_out = task.items(config.eval_items, "test", config.seed)
+    held_out = held_out[: config.eval_items]
+    settings = EvalSettings(template=config.template, items=len(held_out), k=config.eval_k,
+                            temperature=config.temperature,
+                            max_new_tokens=config.eval_max_new_tokens or config.max_new_tokens,
+                            batch_size=config.eval_batch_size, seed=config.seed)
+
+    def evaluator(model, tokenizer) -> dict:
+        return evaluate(model, tokenizer, held_out, settings, task)
+
+    summary = train_grpo(config, run_dir, train, default_rewards(config), evaluator=evaluator,
+                         eval_every=config.eval_every, resume=resume, quiet=quiet, stop_after=stop_after)
+    if "stopped_at" in summary:
+        return summary
+    before, after = summary["evaluations"][0], summary["evaluations"][-1]
+    summary["before"] = {k: before.get(k) for k in TABLE_KEYS}
+    summary["after"] = {k: after.get(k) for k in TABLE_KEYS}
+    summary["examples_after"] = after.get("examples", [])
+    from r1lab.runs import write_json_atomic
+
+    write_json_atomic(Path(run_dir) / "summary.json", summary)
+    available = set()
+    from r1lab.runs import read_metrics
+
+    for record in read_metrics(run_dir):
+        available.update(record)
+    plot_run(run_dir, [k for k in CURVES if k in available], smooth=5)
+    return summary

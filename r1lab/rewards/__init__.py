@@ -1,0 +1,50 @@
+"""Rule rewards (accuracy, format, countdown), answer parsing, and the contained weighted runner."""
+
+from __future__ import annotations
+
+from r1lab.rewards.parsing import (
+    answer_in_boxed,
+    answer_in_tags,
+    extract_answer,
+    follows_soft_format,
+    follows_strict_format,
+    last_number,
+    mixes_languages,
+    tag_count_score,
+)
+from r1lab.rewards.rules import (
+    accuracy_reward,
+    answers_match,
+    countdown_reward,
+    format_reward,
+    soft_format_reward,
+    tag_count_reward,
+)
+from r1lab.rewards.runner import RewardFunction, RewardFunctionError, score
+
+REWARDS = {
+    "accuracy": accuracy_reward,
+    "format": format_reward,
+    "soft_format": soft_format_reward,
+    "tag_count": tag_count_reward,
+    "countdown": countdown_reward,
+}
+
+
+def reward_functions(names: list[str], weights: list[float] | None = None, timeout: float = 10.0) -> list[RewardFunction]:
+    """Built-in reward functions by name, each with its weight (default 1)."""
+    unknown = [name for name in names if name not in REWARDS]
+    if unknown:
+        raise ValueError(f"unknown reward {', '.join(map(repr, unknown))}; rewards: {', '.join(REWARDS)}")
+    weights = list(weights) if weights else [1.0] * len(names)
+    if len(weights) != len(names):
+        raise ValueError(f"{len(weights)} reward weights for {len(names)} rewards ({', '.join(names)})")
+    return [RewardFunction(name, REWARDS[name], weight, timeout) for name, weight in zip(names, weights)]
+
+
+__all__ = [
+    "REWARDS", "RewardFunction", "RewardFunctionError", "accuracy_reward", "answer_in_boxed", "answer_in_tags",
+    "answers_match", "countdown_reward", "extract_answer", "follows_soft_format", "follows_strict_format",
+    "format_reward", "last_number", "mixes_languages", "reward_functions", "score", "soft_format_reward",
+    "tag_count_reward", "tag_count_score",
+]

@@ -1,0 +1,22 @@
+"""Prompt templates by name. The R1-Zero template is the DeepSeek-R1 paper's, verbatim as the seed quotes it."""
+
+from __future__ import annotations
+
+R1_ZERO_TEMPLATE = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it.\n"
+    "The assistant first thinks about the reasoning process in the mind and then provides the user\n"
+    "with the answer. The reasoning process and answer are enclosed within <think> </think> and\n"
+    "<answer> </answer> tags, respectively, i.e., <think> reasoning process here </think>\n"
+    "<answer> answer here </answer>. User: {prompt}. Assistant:"
+)
+
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+
+def r1_zero_prompt(question: str) -> str:
+    return R1_ZERO_TEMPLATE.format(prompt=question)
+
+
+def tagged_response(thinking: str, answer: str) -> str:
+    """The response shape R1-Zero's format reward asks for."""
+    return f" <think> {thinking} </think> <answer> {answer} </answer>"
