@@ -12,6 +12,7 @@ logits (tested), so nothing above this file knows which one ran.
 from __future__ import annotations
 
 import importlib
+import inspect
 
 import torch
 import torch.nn.functional as F
@@ -102,11 +103,13 @@ class HFCacheDecoder:
         self.model = model
         self.cache = DynamicCache(config=model.config)
         self.length = 0
+        # newer transformers name the argument `cache`; older ones only know `past_key_values`
+        self.cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         end = self.length + tokens.shape[1]
         output = self.model(input_ids=tokens, attention_mask=valid[:, :end].long(), position_ids=positions,
-                            past_key_values=self.cache, use_cache=True, logits_to_keep=1)
+                            use_cache=True, logits_to_keep=1, **{self.cache_argument: self.cache})
         self.length = end
         return output.logits[:, -1]
 

@@ -64,7 +64,7 @@ def stop_token_ids(model, tokenizer) -> list[int]:
     return sorted(i for i in ids if i is not None)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: its tensors could not enter the training forward
 def generate(model, tokenizer, prompts: list[str], settings: SamplingSettings,
              generator: torch.Generator | None = None) -> Completions:
     """Sample one completion per prompt (repeat prompts for groups)."""

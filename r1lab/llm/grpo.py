@@ -242,14 +242,11 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
                                                with_entropy=True)
             # with mu = 1 the old policy is the current one: ratio = 1 in value, not in gradient
             old = logprobs.detach() if config.num_iterations == 1 else c.logprobs[rows]
-            terms = clipped_surrogate(logprobs, old, advantages[rows], config.clip_low, config.clip_high)
-            per_token = terms.loss
-            if ref_logprobs is not None:
-                kl = kl_estimate(logprobs, ref_logprobs[rows], config.kl_estimator)
-                per_token = per_token + config.beta * kl
+            ref = ref_logprobs[rows] if ref_logprobs is not None else None
+            loss, terms, kl = grpo_loss(logprobs, old, advantages[rows], mask[rows], config, ref,
+                                        num_tokens=total_tokens if config.loss_type == "dapo" else None)
+            if kl is not None:
                 sums["kl"] += masked_mean(kl.detach(), mask[rows]).item() * _share(rows, size)
-            loss = aggregate_loss(per_token, mask[rows], config.aggregation, max_length=config.max_new_tokens,
-                                  num_tokens=total_tokens if config.loss_type == "dapo" else None)
             weight = 1.0 if config.loss_type == "dapo" else _share(rows, size)
             (loss * weight).backward()
             sums["loss"] += loss.item() * weight
@@ -261,6 +258,24 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
         sums["grad_norm"] += float(grad_norm)
         optimizer.step()
     return {key: value / config.num_iterations for key, value in sums.items()}
+
+
+def grpo_loss(logprobs, old_logprobs, advantages, mask, config: GRPOConfig, ref_logprobs=None, num_tokens=None):
+    """The GRPO objective of one micro-batch, to minimise; shapes (B, T), advantages (B, 1).
+
+        loss_t = -min(rho_t A, clip(rho_t, 1 - eps_low, 1 + eps_high) A) + beta * KL_t,
+        rho_t = pi(o_t) / pi_old(o_t),   KL_t = k3(pi || pi_ref)
+
+    aggregated over tokens by the loss type (see r1lab.core.aggregate_loss). Returns
+    (loss, surrogate terms, per-token KL or None).
+    """
+    terms = clipped_surrogate(logprobs, old_logprobs, advantages, config.clip_low, config.clip_high)
+    per_token, kl = terms.loss, None
+    if ref_logprobs is not None and config.beta > 0:
+        kl = kl_estimate(logprobs, ref_logprobs, config.kl_estimator)
+        per_token = per_token + config.beta * kl
+    loss = aggregate_loss(per_token, mask, config.aggregation, max_length=config.max_new_tokens, num_tokens=num_tokens)
+    return loss, terms, kl
 
 
 def lr_factor(step: int, config: GRPOConfig) -> float:

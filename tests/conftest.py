@@ -1,0 +1,48 @@
+"""Shared fixtures: small randomly initialised models saved with `save_pretrained`, so the plumbing
+is tested through the same `from_pretrained` path a hub model takes, on more than one architecture."""
+
+import itertools
+
+import pytest
+import torch
+
+from r1lab.llm.tiny import build_tokenizer
+from r1lab.tasks.corpus import documents
+
+
+@pytest.fixture(scope="session")
+def small_tokenizer():
+    texts = [text for _, text in itertools.islice(documents(seed=123), 2000)]
+    return build_tokenizer(texts, vocab_size=400)
+
+
+def _save(model, tokenizer, path):
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def qwen2_dir(tmp_path_factory, small_tokenizer):
+    """A Qwen2-architecture model with grouped-query attention: not the bundled model's config."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=len(small_tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=False, eos_token_id=small_tokenizer.eos_token_id,
+                         pad_token_id=small_tokenizer.pad_token_id, bos_token_id=None)
+    return _save(Qwen2ForCausalLM(config), small_tokenizer, tmp_path_factory.mktemp("qwen2"))
+
+
+@pytest.fixture(scope="session")
+def gpt2_dir(tmp_path_factory, small_tokenizer):
+    """A GPT-2 model: an architecture outside the Llama family, served by the generic decoding path."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(small_tokenizer), n_embd=64, n_layer=2, n_head=4, n_positions=512,
+                        eos_token_id=small_tokenizer.eos_token_id, bos_token_id=small_tokenizer.eos_token_id,
+                        pad_token_id=small_tokenizer.pad_token_id)
+    return _save(GPT2LMHeadModel(config), small_tokenizer, tmp_path_factory.mktemp("gpt2"))

@@ -1,0 +1,172 @@
+"""GRPO: the objective by hand, the gradient it gives, and a trainer that survives bad rewards and kills."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from r1lab.llm import grpo as grpo_module
+from r1lab.llm.grpo import Batch, PromptStream, grpo_loss, improve, train_grpo
+from r1lab.llm.grpo_config import GRPOConfig
+from r1lab.llm.generation import SamplingSettings, generate
+from r1lab.llm.loading import load_model
+from r1lab.pipelines.r1_zero import GRPOJobConfig, run_grpo_job
+from r1lab.rewards import RewardFunction, reward_functions
+from r1lab.runs import ConfigError, load_config
+from r1lab.tasks import get_task
+
+# Two completions, three token slots, the second slot of row 0 outside the clip range.
+# old log-probs are 0, so the ratios are exp(logp): [[1, e^0.5, -], [1, e^-0.5, e^0.1]].
+LOGP = torch.tensor([[0.0, 0.5, 0.0], [0.0, -0.5, 0.1]])
+MASK = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+ADV = torch.tensor([[1.0], [-1.0]])
+# per-token losses -min(rA, clip(r, 0.8, 1.2)A):
+#   row 0 (A=+1): -1, -min(1.6487, 1.2) = -1.2
+#   row 1 (A=-1): +1, -min(-0.6065, -0.8) = 0.8, -min(-1.1052, -1.1052) = 1.1052
+E01 = math.exp(0.1)
+BY_HAND = {
+    "grpo": ((-1 - 1.2) / 2 + (1 + 0.8 + E01) / 3) / 2,  # mean per sequence, then over sequences
+    "bnpo": (-1 - 1.2 + 1 + 0.8 + E01) / 5,  # mean over the 5 tokens
+    "dapo": (-1 - 1.2 + 1 + 0.8 + E01) / 5,
+    "dr_grpo": ((-1 - 1.2) / 4 + (1 + 0.8 + E01) / 4) / 2,  # sums over the constant max length 4
+}
+
+
+@pytest.mark.parametrize("loss_type", list(BY_HAND))
+def test_loss_matches_the_hand_computed_objective(loss_type):
+    config = GRPOConfig(loss_type=loss_type, max_new_tokens=4, clip_low=0.2, clip_high=0.2)
+    loss, terms, kl = grpo_loss(LOGP, torch.zeros_like(LOGP), ADV, MASK, config)
+    assert loss.item() == pytest.approx(BY_HAND[loss_type], abs=1e-6)
+    assert terms.clipped.tolist() == [[False, True, False], [False, True, False]]
+    assert kl is None
+
+
+def test_kl_term_adds_beta_times_k3_per_token():
+    config = GRPOConfig(loss_type="bnpo", beta=0.5)
+    reference = LOGP - 0.1  # k3 = e^-0.1 + 0.1 - 1 on every token
+    with_kl, _, kl = grpo_loss(LOGP, torch.zeros_like(LOGP), ADV, MASK, config, reference)
+    without, _, _ = grpo_loss(LOGP, torch.zeros_like(LOGP), ADV, MASK, GRPOConfig(loss_type="bnpo"))
+    k3 = math.exp(-0.1) + 0.1 - 1
+    assert with_kl.item() == pytest.approx(without.item() + 0.5 * k3, abs=1e-6)
+    assert torch.allclose(kl, torch.full_like(kl, k3))
+
+
+def test_clip_higher_lets_positive_advantages_move_further():
+    loss, terms, _ = grpo_loss(LOGP, torch.zeros_like(LOGP), ADV, MASK, GRPOConfig(clip_low=0.2, clip_high=0.7))
+    assert not terms.clipped[0, 1]  # e^0.5 = 1.65 < 1.7: no longer clipped
+
+
+@pytest.mark.parametrize("loss_type", list(BY_HAND))
+def test_with_one_iteration_the_ratio_is_one_and_the_gradient_is_the_plain_policy_gradient(loss_type):
+    config = GRPOConfig(loss_type=loss_type, max_new_tokens=4)
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    tokens = torch.tensor([[1, 2, 0], [3, 4, 1]])
+    logp = torch.log_softmax(logits, -1).gather(-1, tokens[..., None]).squeeze(-1)
+    loss, terms, _ = grpo_loss(logp, logp.detach(), ADV, MASK, config)
+    assert torch.allclose(terms.ratio, torch.ones_like(logp))
+    (grpo_grad,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    policy_gradient_loss = grpo_module.aggregate_loss(-ADV * logp, MASK, config.aggregation, max_length=4)
+    (pg_grad,) = torch.autograd.grad(policy_gradient_loss, logits)
+    torch.testing.assert_close(grpo_grad, pg_grad)
+    # the value is only the aggregated -A, about 0 once advantages are centred per group
+    value_only = grpo_module.aggregate_loss(-ADV.expand_as(MASK), MASK, config.aggregation, max_length=4)
+    assert loss.item() == pytest.approx(value_only.item(), abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def batch(qwen2_dir):
+    loaded = load_model(qwen2_dir)
+    items = get_task("arithmetic").items(4, "train")
+    prompts = [item.question for item in items for _ in range(4)]
+    out = generate(loaded.policy, loaded.tokenizer, prompts, SamplingSettings(max_new_tokens=10),
+                   torch.Generator().manual_seed(0))
+    rewards = torch.arange(16, dtype=torch.float32) % 3
+    advantages = grpo_module.group_advantages(rewards, 4)
+    return Batch(items, prompts, out, rewards, advantages, {})
+
+
+@pytest.mark.parametrize("loss_type", list(BY_HAND))
+def test_micro_batches_accumulate_to_the_full_batch_gradient(qwen2_dir, batch, loss_type):
+    grads = []
+    for micro in (16, 3):
+        model = load_model(qwen2_dir).policy
+        config = GRPOConfig(loss_type=loss_type, micro_batch_size=micro, max_new_tokens=10, max_grad_norm=1e9)
+        improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), batch, config)
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+
+
+def small_config(model_dir, **overrides) -> GRPOConfig:
+    settings = dict(model=str(model_dir), group_size=4, prompts_per_step=2, max_new_tokens=8, steps=3,
+                    micro_batch_size=8, checkpoint_every=100, log_samples_every=1, save_model=False, lr=1e-3)
+    settings.update(overrides)
+    return GRPOConfig(**settings)
+
+
+def test_zero_beta_never_builds_a_reference_model(qwen2_dir, tmp_path, monkeypatch):
+    requested = []
+    real_load = grpo_module.load_model
+
+    def spying_load(*args, **kwargs):
+        requested.append(kwargs["reference"])
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(grpo_module, "load_model", spying_load)
+    items = get_task("arithmetic").items(20)
+    train_grpo(small_config(qwen2_dir, steps=1, beta=0.0), tmp_path / "a", items, reward_functions(["format"]), quiet=True)
+    train_grpo(small_config(qwen2_dir, steps=1, beta=0.1), tmp_path / "b", items, reward_functions(["format"]), quiet=True)
+    assert requested == [False, True]
+
+
+def test_a_raising_reward_function_is_contained_and_counted(qwen2_dir, tmp_path):
+    def flaky(prompts, completions, **_):
+        if len(completions) > 1:
+            raise ZeroDivisionError("batch scoring broke")
+        return [1.0 if len(completions[0]) % 2 else 0.0]
+
+    items = get_task("arithmetic").items(20)
+    summary = train_grpo(small_config(qwen2_dir, steps=2), tmp_path / "run", items,
+                         [RewardFunction("flaky", flaky)], quiet=True)
+    assert summary["steps"] == 2
+    metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(m["reward_failures/flaky"] == 0 for m in metrics)  # the batch call failed, each sample then scored
+    assert (tmp_path / "run" / "samples.jsonl").exists()
+
+
+def test_resume_continues_a_killed_run_to_the_same_parameters(qwen2_dir, tmp_path):
+    items = get_task("arithmetic").items(50)
+    config = small_config(qwen2_dir, steps=4, checkpoint_every=2, save_model=True, temperature=1.5)
+    rewards = [RewardFunction("length", lambda p, c, **_: [len(t) / 10 for t in c])]
+    train_grpo(config, tmp_path / "whole", items, rewards, quiet=True)
+    assert train_grpo(config, tmp_path / "killed", items, rewards, quiet=True, stop_after=3) == {"stopped_at": 3}
+    train_grpo(config, tmp_path / "killed", items, rewards, quiet=True, resume=True)
+    whole = load_model(tmp_path / "whole" / "model").policy.state_dict()
+    resumed = load_model(tmp_path / "killed" / "model").policy.state_dict()
+    for name, tensor in whole.items():
+        torch.testing.assert_close(resumed[name], tensor, atol=1e-6, rtol=0)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]  # the step logged after the checkpoint at 2 was replaced, not duplicated
+
+
+def test_prompt_stream_restores_the_data_order():
+    items = get_task("arithmetic").items(7)
+    stream = PromptStream(items, seed=3)
+    stream.take(10)
+    resumed = PromptStream(items, seed=3)
+    resumed.restore(stream.state())
+    assert [i.question for i in stream.take(9)] == [i.question for i in resumed.take(9)]
+
+
+def test_group_size_of_one_is_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="group_size.*>= 2"):
+        load_config(GRPOConfig, sets=["group_size=1"])
+
+
+def test_unknown_reward_and_malformed_dataset_row_are_clear_errors(qwen2_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown reward 'accuracyy'"):
+        run_grpo_job(GRPOJobConfig(model=str(qwen2_dir), rewards=["accuracyy"]), tmp_path / "a", quiet=True)
+    data = tmp_path / "data.jsonl"
+    data.write_text('{"prompt": "1+1?", "answer": "2"}\n{"prompt": "2+2?"}\n')
+    with pytest.raises(ValueError, match=r"data.jsonl:2: missing field 'answer'"):
+        run_grpo_job(GRPOJobConfig(model=str(qwen2_dir), dataset=str(data)), tmp_path / "b", quiet=True)
