@@ -50,6 +50,9 @@ class StaticCacheDecoder:
         self.scaling = attention.scaling
         modeling = importlib.import_module(type(model).__module__)
         self.apply_rope = modeling.apply_rotary_pos_emb
+        # one matmul for q, k and v and one for the MLP's gate and up projections: fewer, larger
+        # matmuls per step (made afresh for each generate call, so they follow training updates)
+        self.layers = [_FusedLayer(layer) for layer in self.body.layers]
         parameter = next(model.parameters())
         shape = (len(self.body.layers), batch_size, self.kv_heads, max_length, self.head_dim)
         self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
@@ -67,31 +70,67 @@ class StaticCacheDecoder:
             mask = causal[None, None] & valid[:, None, None, :end]
         else:
             mask = None if bool(valid.all()) else valid[:, None, None, :end]
-        for index, layer in enumerate(self.body.layers):
-            attention = layer.self_attn
-            x = layer.input_layernorm(hidden)
-            q = attention.q_proj(x).view(batch, steps, self.heads, self.head_dim)
-            k = attention.k_proj(x).view(batch, steps, self.kv_heads, self.head_dim)
-            if hasattr(attention, "q_norm"):  # qwen3 normalises queries and keys per head
-                q, k = attention.q_norm(q), attention.k_norm(k)
+        q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        for index, layer in enumerate(self.layers):
+            x = F.rms_norm(hidden, hidden.shape[-1:], layer.input_norm, layer.input_eps)
+            q, k, v = F.linear(x, layer.qkv_weight, layer.qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
+            q = q.view(batch, steps, self.heads, self.head_dim)
+            k = k.view(batch, steps, self.kv_heads, self.head_dim)
+            if layer.q_norm is not None:  # qwen3 normalises queries and keys per head
+                q, k = layer.q_norm(q), layer.k_norm(k)
             q, k = self.apply_rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
-            v = attention.v_proj(x).view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
             self.keys[index, :batch, :, start:end] = k
             self.values[index, :batch, :, start:end] = v
-            out = F.scaled_dot_product_attention(
-                q, self.keys[index, :batch, :, :end], self.values[index, :batch, :, :end], attn_mask=mask,
-                scale=self.scaling, enable_gqa=self.kv_heads != self.heads,
-            )
-            hidden = hidden + attention.o_proj(out.transpose(1, 2).reshape(batch, steps, -1))
-            hidden = hidden + layer.mlp(layer.post_attention_layernorm(hidden))
+            keys, values = self.keys[index, :batch, :, :end], self.values[index, :batch, :, :end]
+            if steps == 1:
+                out = self._attend_one(q, keys, values, mask)
+            else:
+                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling,
+                                                     enable_gqa=self.kv_heads != self.heads)
+            hidden = hidden + layer.o_proj(out.transpose(1, 2).reshape(batch, steps, -1))
+            x = F.rms_norm(hidden, hidden.shape[-1:], layer.post_norm, layer.post_eps)
+            gate, up = F.linear(x, layer.gate_up_weight, layer.gate_up_bias).chunk(2, dim=-1)
+            hidden = hidden + layer.down_proj(layer.act(gate) * up)
         self.length = end
         return self.model.lm_head(self.body.norm(hidden[:, -1]))
 
+    def _attend_one(self, q, keys, values, mask):
+        """One query per row against the cache: two batched matmuls, cheaper on CPU than a
+        flash-attention kernel built for long queries. Grouped KV heads are shared by folding
+        the query heads of a group into the query-length axis."""
+        batch, group = q.shape[0], self.heads // self.kv_heads
+        q = q.reshape(batch, self.kv_heads, group, self.head_dim)
+        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scaling  # (B, kv_heads, group, L)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        out = torch.matmul(scores.softmax(-1), values)  # (B, kv_heads, group, head_dim)
+        return out.reshape(batch, self.heads, 1, self.head_dim)
+
     def keep_rows(self, rows: torch.Tensor) -> None:
-        """Drop finished rows: later steps compute only for the rows still generating."""
-        kept = rows.numel()
-        self.keys[:, :kept] = self.keys[:, rows]
-        self.values[:, :kept] = self.values[:, rows]
+        """Drop finished rows: later steps compute only for the rows still generating.
+        Only the filled part of the cache moves."""
+        kept, filled = rows.numel(), self.length
+        self.keys[:, :kept, :, :filled] = self.keys[:, rows, :, :filled]
+        self.values[:, :kept, :, :filled] = self.values[:, rows, :, :filled]
+
+
+class _FusedLayer:
+    """A decoder layer's weights, with q/k/v and gate/up concatenated."""
+
+    def __init__(self, layer):
+        attention, mlp = layer.self_attn, layer.mlp
+        projections = (attention.q_proj, attention.k_proj, attention.v_proj)
+        self.qkv_weight = torch.cat([p.weight for p in projections])
+        self.qkv_bias = torch.cat([p.bias for p in projections]) if attention.q_proj.bias is not None else None
+        self.gate_up_weight = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
+        self.gate_up_bias = (torch.cat([mlp.gate_proj.bias, mlp.up_proj.bias])
+                             if mlp.gate_proj.bias is not None else None)
+        self.o_proj, self.down_proj, self.act = attention.o_proj, mlp.down_proj, mlp.act_fn
+        self.input_norm, self.input_eps = layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon
+        self.post_norm = layer.post_attention_layernorm.weight
+        self.post_eps = layer.post_attention_layernorm.variance_epsilon
+        self.q_norm, self.k_norm = getattr(attention, "q_norm", None), getattr(attention, "k_norm", None)
 
 
 class HFCacheDecoder:

@@ -67,41 +67,53 @@ def stop_token_ids(model, tokenizer) -> list[int]:
 @torch.no_grad()  # not inference_mode: its tensors could not enter the training forward
 def generate(model, tokenizer, prompts: list[str], settings: SamplingSettings,
              generator: torch.Generator | None = None) -> Completions:
-    """Sample one completion per prompt (repeat prompts for groups)."""
+    """Sample one completion per prompt (repeat prompts for groups).
+
+    Each distinct prompt is prefilled once and its cache copied to its repeats: a GRPO batch of
+    P prompts x G samples pays for P prefills, not P x G.
+    """
     device = next(model.parameters()).device
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts, device)
-    batch, prompt_length = prompt_ids.shape
+    first_seen: dict[str, int] = {}
+    copy_of = torch.tensor([first_seen.setdefault(p, len(first_seen)) for p in prompts], device=device)
+    distinct_ids, distinct_mask = encode_prompts(tokenizer, list(first_seen), device)
+    batch, (unique, prompt_length) = len(prompts), distinct_ids.shape
     total = prompt_length + settings.max_new_tokens
     decoder = make_decoder(model, batch, total)
     stops = torch.tensor(stop_token_ids(model, tokenizer), device=device)
     pad = tokenizer.pad_token_id
 
-    valid = torch.ones(batch, total, dtype=torch.bool, device=device)
-    valid[:, :prompt_length] = prompt_mask.bool()
-    positions = (prompt_mask.cumsum(1) - 1).clamp(min=0)
+    distinct_valid = torch.ones(unique, total, dtype=torch.bool, device=device)
+    distinct_valid[:, :prompt_length] = distinct_mask.bool()
+    distinct_positions = (distinct_mask.cumsum(1) - 1).clamp(min=0)
+    logits = decoder.forward(distinct_ids, distinct_positions, distinct_valid)
+    if unique < batch:
+        decoder.keep_rows(copy_of)
+        logits = logits[copy_of]
+    prompt_ids, prompt_mask = distinct_ids[copy_of], distinct_mask[copy_of]
+    valid, positions = distinct_valid[copy_of], distinct_positions[copy_of]
     tokens_out = torch.full((batch, settings.max_new_tokens), pad, dtype=torch.long, device=device)
     logprobs_out = torch.zeros(batch, settings.max_new_tokens, device=device)
     lengths = torch.zeros(batch, dtype=torch.long, device=device)
     finished_by_stop = torch.zeros(batch, dtype=torch.bool, device=device)
     rows = torch.arange(batch, device=device)  # original row of each row still generating
-
-    logits = decoder.forward(prompt_ids, positions, valid)
     next_position = positions[:, -1:] + 1
+    alive = torch.ones(batch, dtype=torch.bool, device=device)  # per row of the (shrinking) batch
     for step in range(settings.max_new_tokens):
         token, logprob = sample_next(logits.float(), settings, generator)
-        tokens_out[rows, step] = token
+        tokens_out[rows, step] = token  # finished rows still write here; the mask hides it below
         logprobs_out[rows, step] = logprob
-        lengths[rows] = step + 1
-        done = torch.isin(token, stops)
+        lengths[rows] += alive.long()
+        done = torch.isin(token, stops) & alive
         if settings.stop_strings:
-            done |= _hit_stop_string(tokenizer, tokens_out, rows, step, settings.stop_strings)
+            done |= _hit_stop_string(tokenizer, tokens_out, rows, step, settings.stop_strings) & alive
         finished_by_stop[rows[done]] = True
-        if step + 1 == settings.max_new_tokens or bool(done.all()):
+        alive &= ~done
+        if step + 1 == settings.max_new_tokens or not bool(alive.any()):
             break
-        if bool(done.any()):  # drop finished rows so later steps only compute what is still needed
-            keep = (~done).nonzero().squeeze(1)
+        if 4 * int((~alive).sum()) >= alive.numel():  # drop finished rows once they are a quarter of the batch
+            keep = alive.nonzero().squeeze(1)
             decoder.keep_rows(keep)
-            rows, token, next_position, valid = rows[keep], token[keep], next_position[keep], valid[keep]
+            rows, token, next_position, valid, alive = rows[keep], token[keep], next_position[keep], valid[keep], alive[keep]
         logits = decoder.forward(token[:, None], next_position, valid)
         next_position = next_position + 1
 
@@ -129,9 +141,10 @@ def sample_next(logits: torch.Tensor, settings: SamplingSettings, generator=None
         outside = (probs.cumsum(-1) - probs) >= settings.top_p  # the nucleus keeps the first token past top_p
         drop = torch.zeros_like(outside).scatter(1, order, outside)
         candidates = candidates.masked_fill(drop, float("-inf"))
-    # Gumbel-max draws from softmax(candidates) without normalising them first
-    noise = torch.empty_like(candidates).exponential_(generator=generator).log_()
-    token = (candidates - noise).argmax(-1)
+    # inverse-CDF sampling: one uniform number per row, not one per vocabulary entry
+    cdf = (candidates - candidates.amax(-1, keepdim=True)).exp().cumsum(-1)
+    uniform = torch.rand(cdf.shape[0], 1, generator=generator, device=cdf.device) * cdf[:, -1:]
+    token = torch.searchsorted(cdf, uniform, right=True).squeeze(1).clamp(max=cdf.shape[-1] - 1)
     return token, logprobs.gather(1, token[:, None]).squeeze(1)
 
 
