@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -24,9 +24,9 @@ app = typer.Typer(
 )
 console = Console()
 
-RunDir = Annotated[Optional[Path], typer.Option("--run-dir", help="Where the run lives (default runs/JOB-TIME).")]
-Preset = Annotated[Optional[str], typer.Option("--preset", "-p", help="A shipped preset name or a YAML file.")]
-Sets = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override any config key: key=value.")]
+RunDir = Annotated[Path | None, typer.Option("--run-dir", help="Where the run lives (default runs/JOB-TIME).")]
+Preset = Annotated[str | None, typer.Option("--preset", "-p", help="A shipped preset name or a YAML file.")]
+Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override any config key: key=value.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")]
 
 
@@ -51,7 +51,7 @@ def clear_errors(command):
 @clear_errors
 def plot(
     run_dir: Annotated[Path, typer.Argument(help="A run directory holding metrics.jsonl.")],
-    metric: Annotated[Optional[list[str]], typer.Option("--metric", "-m", help="Only these metrics.")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", "-m", help="Only these metrics.")] = None,
     smooth: Annotated[int, typer.Option(help="Overlay a moving average over this many points.")] = 1,
 ):
     """Draw a run's metrics to PNG curves in RUN_DIR/plots/."""
@@ -59,6 +59,39 @@ def plot(
 
     paths = plot_run(run_dir, metric, smooth=smooth)
     console.print(f"wrote {len(paths)} plots to {run_dir / 'plots'}")
+
+
+@app.command()
+@clear_errors
+def maze(
+    layout: Annotated[Path | None, typer.Option("--layout", help="A maze picture file (S, E, #, .).")] = None,
+    size: Annotated[int | None, typer.Option("--size", help="A random SIZE x SIZE maze instead.")] = None,
+    maze_seed: Annotated[int | None, typer.Option("--maze-seed", help="Which random maze.")] = None,
+    episodes: Annotated[int | None, typer.Option("--episodes", help="Training episodes.")] = None,
+    epsilon: Annotated[float | None, typer.Option("--epsilon", help="Starting exploration rate.")] = None,
+    alpha: Annotated[float | None, typer.Option("--alpha", help="Learning rate, in (0, 1].")] = None,
+    gamma: Annotated[float | None, typer.Option("--gamma", help="Discount, in [0, 1].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed of the learner.")] = None,
+    run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, quiet: Quiet = False,
+):
+    """Q-learning on the seed's maze (or --layout / --size): the Q table, the greedy path, and whether it is optimal."""
+    from r1lab.runs import default_run_dir, load_config
+    from r1lab.tabular import QLearningConfig, maze_report, train_maze
+
+    named = dict(layout=str(layout) if layout is not None else None, size=size, maze_seed=maze_seed,
+                 episodes=episodes, alpha=alpha, gamma=gamma, seed=seed,
+                 epsilon={"start": epsilon} if epsilon is not None else None)
+    config = load_config(QLearningConfig, preset, overrides=named, sets=sets)
+    directory = Path(run_dir or default_run_dir("maze"))
+    summary = train_maze(config, directory, quiet=quiet)
+    for part in maze_report(directory) if not quiet else []:
+        console.print(part)
+    console.print(f"{summary['episodes']} episodes, {summary['updates']:,} updates in {summary['train_seconds']:.3f} s "
+                  f"({summary['updates_per_second']:,.0f} updates/s); run in {directory}", highlight=False, soft_wrap=True)
+
+
+# the jobs of the later stages register themselves on `app`
+from r1lab import cli_llm  # noqa: E402, F401
 
 
 def main() -> None:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from r1lab.cli import Preset, Quiet, RunDir, Sets, app, clear_errors, console
 
-Model = Annotated[Optional[str], typer.Option("--model", help="'tiny' (bundled), a local directory or a hub id.")]
-Resume = Annotated[Optional[Path], typer.Option("--resume", help="Continue the run in this directory.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed.")]
+Model = Annotated[str | None, typer.Option("--model", help="'tiny' (bundled), a local directory or a hub id.")]
+Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the run in this directory.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
 
 
 def _config(cls, preset, sets, resume, **named):
@@ -33,7 +33,7 @@ def _run_dir(run_dir, resume, job):
 @app.command("pretrain-tiny")
 @clear_errors
 def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, seed: Seed = None,
-                  steps: Annotated[Optional[int], typer.Option(help="Optimiser steps.")] = None,
+                  steps: Annotated[int | None, typer.Option(help="Optimiser steps.")] = None,
                   install: Annotated[bool, typer.Option(help="Copy the model into r1lab/assets/tiny.")] = False,
                   resume: Resume = None, quiet: Quiet = False):
     """Pretrain the tiny world's base model on its synthetic corpus (deterministic from --seed)."""
@@ -118,11 +118,11 @@ def eval_llm(model: Model = "tiny", task: Annotated[str, typer.Option(help="A bu
 
 @app.command()
 @clear_errors
-def sft(data: Annotated[Optional[str], typer.Option("--data", help="JSONL rows {prompt, completion}.")] = None,
+def sft(data: Annotated[str | None, typer.Option("--data", help="JSONL rows {prompt, completion}.")] = None,
         model: Model = None, run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, seed: Seed = None,
-        lr: Optional[float] = None, epochs: Optional[float] = None,
-        max_steps: Annotated[Optional[int], typer.Option("--max-steps")] = None,
-        template: Optional[str] = None, resume: Resume = None, quiet: Quiet = False):
+        lr: float | None = None, epochs: float | None = None,
+        max_steps: Annotated[int | None, typer.Option("--max-steps")] = None,
+        template: str | None = None, resume: Resume = None, quiet: Quiet = False):
     """Supervised fine-tuning on (prompt, completion) pairs, loss on completion tokens only."""
     from r1lab.llm.sft import SFTConfig, train_sft
 
@@ -161,16 +161,16 @@ def _print_before_after(summary: dict, directory: Path) -> None:
                   f"curves in {directory / 'plots'}")
 
 
-GroupSize = Annotated[Optional[int], typer.Option("--group-size", help="G: completions per prompt.")]
-PromptsPerStep = Annotated[Optional[int], typer.Option("--prompts-per-step", help="Prompts per step.")]
-MaxNew = Annotated[Optional[int], typer.Option("--max-new-tokens", help="Completion length limit.")]
-Steps = Annotated[Optional[int], typer.Option("--steps", help="Training steps.")]
-Beta = Annotated[Optional[float], typer.Option("--beta", help="KL weight (0: no reference model).")]
-LR = Annotated[Optional[float], typer.Option("--lr", help="Learning rate.")]
-LossType = Annotated[Optional[str], typer.Option("--loss-type", help="grpo, bnpo, dapo or dr_grpo.")]
-Iterations = Annotated[Optional[int], typer.Option("--num-iterations", help="mu: passes per batch.")]
-Task = Annotated[Optional[str], typer.Option("--task", help="A built-in task: arithmetic, countdown, ...")]
-Dataset = Annotated[Optional[str], typer.Option("--dataset", help="JSONL rows {prompt, answer, ...}.")]
+GroupSize = Annotated[int | None, typer.Option("--group-size", help="G: completions per prompt.")]
+PromptsPerStep = Annotated[int | None, typer.Option("--prompts-per-step", help="Prompts per step.")]
+MaxNew = Annotated[int | None, typer.Option("--max-new-tokens", help="Completion length limit.")]
+Steps = Annotated[int | None, typer.Option("--steps", help="Training steps.")]
+Beta = Annotated[float | None, typer.Option("--beta", help="KL weight (0: no reference model).")]
+LR = Annotated[float | None, typer.Option("--lr", help="Learning rate.")]
+LossType = Annotated[str | None, typer.Option("--loss-type", help="grpo, bnpo, dapo or dr_grpo.")]
+Iterations = Annotated[int | None, typer.Option("--num-iterations", help="mu: passes per batch.")]
+Task = Annotated[str | None, typer.Option("--task", help="A built-in task: arithmetic, countdown, ...")]
+Dataset = Annotated[str | None, typer.Option("--dataset", help="JSONL rows {prompt, answer, ...}.")]
 
 
 @app.command()
@@ -178,8 +178,8 @@ Dataset = Annotated[Optional[str], typer.Option("--dataset", help="JSONL rows {p
 def grpo(model: Model = None, task: Task = None, dataset: Dataset = None, group_size: GroupSize = None,
          prompts_per_step: PromptsPerStep = None, max_new_tokens: MaxNew = None, steps: Steps = None,
          beta: Beta = None, lr: LR = None, loss_type: LossType = None, num_iterations: Iterations = None,
-         template: Annotated[Optional[str], typer.Option(help="plain, chat or r1-zero.")] = None,
-         rewards: Annotated[Optional[str], typer.Option(help="Comma-separated reward names.")] = None,
+         template: Annotated[str | None, typer.Option(help="plain, chat or r1-zero.")] = None,
+         rewards: Annotated[str | None, typer.Option(help="Comma-separated reward names.")] = None,
          seed: Seed = None, run_dir: RunDir = None, preset: Preset = None, sets: Sets = None,
          resume: Resume = None, quiet: Quiet = False):
     """GRPO on any model, task or dataset; every setting is also reachable with --set key=value."""

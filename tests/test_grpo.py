@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from r1lab.llm import grpo as grpo_module
+from r1lab.llm.generation import SamplingSettings, generate
 from r1lab.llm.grpo import Batch, PromptStream, grpo_loss, improve, train_grpo
 from r1lab.llm.grpo_config import GRPOConfig
-from r1lab.llm.generation import SamplingSettings, generate
 from r1lab.llm.loading import load_model
 from r1lab.pipelines.r1_zero import GRPOJobConfig, run_grpo_job
 from r1lab.rewards import RewardFunction, reward_functions

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from r1lab.tasks import ArithmeticTask, ChatTask, CountdownTask, check_countdown, evaluate_expression, get_task
+from r1lab.tasks import (
+    ArithmeticTask,
+    ChatTask,
+    CountdownTask,
+    check_countdown,
+    evaluate_expression,
+    get_task,
+)
 from r1lab.tasks.arithmetic import normalize_number, worked_solution
 from r1lab.tasks.countdown import ExpressionError
 

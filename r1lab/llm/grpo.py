@@ -24,7 +24,14 @@ from pathlib import Path
 
 import torch
 
-from r1lab.core import aggregate_loss, clipped_surrogate, group_advantages, group_reward_std, kl_estimate, masked_mean
+from r1lab.core import (
+    aggregate_loss,
+    clipped_surrogate,
+    group_advantages,
+    group_reward_std,
+    kl_estimate,
+    masked_mean,
+)
 from r1lab.core.shaping import overlong_penalty
 from r1lab.llm.generation import Completions, SamplingSettings, generate
 from r1lab.llm.grpo_config import GRPOConfig

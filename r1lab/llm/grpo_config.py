@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Literal
 
 from r1lab.llm.loading import LoraSettings
 from r1lab.runs import require
@@ -21,10 +21,10 @@ class GRPOConfig:
     # what to train, on what
     model: str = "tiny"
     task: str = "arithmetic"
-    dataset: Optional[str] = None  # a JSONL file of {"prompt", "answer", ...}; replaces `task`
+    dataset: str | None = None  # a JSONL file of {"prompt", "answer", ...}; replaces `task`
     template: str = "r1-zero"
     rewards: list[str] = field(default_factory=lambda: ["accuracy", "format"])
-    reward_weights: Optional[list[float]] = None
+    reward_weights: list[float] | None = None
     reward_timeout: float = 10.0
     train_items: int = 20000
     # sampling
@@ -58,8 +58,8 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     micro_batch_size: int = 64  # completions per forward/backward; the step's batch is accumulated
     # model
-    device: Optional[str] = None
-    dtype: Optional[str] = None
+    device: str | None = None
+    dtype: str | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
     gradient_checkpointing: bool = False
     # recording

@@ -12,7 +12,14 @@ from pathlib import Path
 
 import torch
 
-from r1lab.llm.tiny import PretrainConfig, build_model, build_tokenizer, learning_rate, packed_batches, tokenizer_texts
+from r1lab.llm.tiny import (
+    PretrainConfig,
+    build_model,
+    build_tokenizer,
+    learning_rate,
+    packed_batches,
+    tokenizer_texts,
+)
 from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict
 
 

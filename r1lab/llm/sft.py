@@ -15,7 +15,6 @@ import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +29,7 @@ from r1lab.runs import ProgressBar, Run, require, rng_state, seed_everything, se
 class SFTConfig:
     model: str = "tiny"
     data: str = ""  # JSONL rows {"prompt": ..., "completion": ...}
-    eval_data: Optional[str] = None  # default: a held-out share of `data`
+    eval_data: str | None = None  # default: a held-out share of `data`
     eval_share: float = 0.05
     template: str = "plain"
     epochs: float = 1.0
@@ -45,8 +44,8 @@ class SFTConfig:
     eval_every: int = 50
     checkpoint_every: int = 100
     seed: int = 0
-    device: Optional[str] = None
-    dtype: Optional[str] = None
+    device: str | None = None
+    dtype: str | None = None
     lora: LoraSettings = field(default_factory=LoraSettings)
     gradient_checkpointing: bool = False
     save_model: bool = True

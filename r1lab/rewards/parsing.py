@@ -25,8 +25,8 @@ def answer_in_boxed(text: str) -> str | None:
     start = text.rfind("\\boxed{")
     if start < 0:
         return None
-    depth, index = 0, start + len("\\boxed{") - 1
-    for index in range(index, len(text)):
+    depth = 0
+    for index in range(start + len("\\boxed{") - 1, len(text)):
         if text[index] == "{":
             depth += 1
         elif text[index] == "}":
