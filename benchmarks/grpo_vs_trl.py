@@ -34,12 +34,12 @@ def settings(args) -> dict:
 def run_r1lab(args, items, workdir: Path) -> dict:
     from r1lab.llm.grpo import train_grpo
     from r1lab.llm.grpo_config import GRPOConfig
-    from r1lab.rewards import reward_functions
+    from r1lab.rewards import reward_functions, scorer
 
     config = GRPOConfig(model="tiny", template="r1-zero", loss_type="grpo", scale_rewards="group", beta=0.0,
                         num_iterations=1, max_grad_norm=1.0, adam_betas=(0.9, 0.999), checkpoint_every=10**6,
                         log_samples_every=0, save_model=False, **settings(args))
-    train_grpo(config, workdir / "r1lab", items, reward_functions(["accuracy", "format"]), quiet=True)
+    train_grpo(config, workdir / "r1lab", items, scorer(reward_functions(["accuracy", "format"])), quiet=True)
     records = [json.loads(line) for line in (workdir / "r1lab" / "metrics.jsonl").read_text().splitlines()]
     times = [r["time/step"] for r in records]
     tokens = [r["completion_length/mean"] * args.group_size * args.prompts for r in records]

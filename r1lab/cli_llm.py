@@ -37,9 +37,9 @@ def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = No
                   install: Annotated[bool, typer.Option(help="Copy the model into r1lab/assets/tiny.")] = False,
                   resume: Resume = None, quiet: Quiet = False):
     """Pretrain the tiny world's base model on its synthetic corpus (deterministic from --seed)."""
-    from r1lab.llm.model_card import install_tiny_model
     from r1lab.llm.pretrain import pretrain
     from r1lab.llm.tiny import PretrainConfig
+    from r1lab.pipelines.tiny_model_card import install_tiny_model
 
     config = _config(PretrainConfig, preset, sets, resume, seed=seed, steps=steps)
     directory = _run_dir(run_dir, resume, "pretrain-tiny")

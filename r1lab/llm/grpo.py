@@ -81,10 +81,13 @@ class PromptStream:
         self._order = self._shuffle()
 
 
-def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], reward_functions: list,
+def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_completions: Callable,
                *, evaluator: Callable | None = None, eval_every: int = 0, resume: bool = False,
                quiet: bool = False, stop_after: int | None = None) -> dict:
     """Train with GRPO; returns the summary (also written to RUN_DIR/summary.json).
+
+    `score_completions(prompts, completions, fields) -> (rewards, metrics)` scores a batch; the
+    pipelines pass `r1lab.rewards.scorer(functions)`, which contains failing reward functions.
 
     `evaluator(model, tokenizer) -> dict` runs before training, every `eval_every` steps and at
     the end. `stop_after` ends the run early after that many steps (as a kill would), leaving
@@ -123,7 +126,7 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], reward_
         bar.advance(start_step)
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
-            batch, sampling_metrics = collect(policy, tokenizer, stream, reward_functions, sampling, sampler, config)
+            batch, sampling_metrics = collect(policy, tokenizer, stream, score_completions, sampling, sampler, config)
             collected = time.perf_counter()
             learn_metrics = improve(policy, reference, optimizer, batch, config) if batch is not None else {}
             scheduler.step()
@@ -175,14 +178,12 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], reward_
     return summary
 
 
-def collect(policy, tokenizer, stream, reward_functions, sampling, sampler, config) -> tuple[Batch | None, dict]:
+def collect(policy, tokenizer, stream, score_completions, sampling, sampler, config) -> tuple[Batch | None, dict]:
     """Steps 1-3: sample groups, score them, and compute group-relative advantages.
 
     With dynamic sampling, groups whose rewards are all equal (zero advantage, no signal) are
     dropped and more prompts are sampled, up to `max_sampling_rounds` rounds.
     """
-    from r1lab.rewards.runner import score
-
     G, kept, generation_seconds, all_rewards, zero_var, rounds = config.group_size, [], 0.0, [], [], 0
     reward_metrics: dict = {}
     while len(kept) < config.prompts_per_step and rounds < (config.max_sampling_rounds if config.dynamic_sampling else 1):
@@ -195,7 +196,7 @@ def collect(policy, tokenizer, stream, reward_functions, sampling, sampler, conf
         policy.train()
         generation_seconds += time.perf_counter() - round_start
         fields = _item_fields(items)
-        rewards, reward_metrics = score(reward_functions, prompts, completions.texts, fields)
+        rewards, reward_metrics = score_completions(prompts, completions.texts, fields)
         rewards = torch.tensor(rewards, dtype=torch.float32)
         if config.overlong_buffer:
             rewards = rewards + overlong_penalty(completions.lengths.cpu(), config.max_new_tokens,

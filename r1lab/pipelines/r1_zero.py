@@ -15,7 +15,7 @@ from r1lab.llm.grpo import train_grpo
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.prompts import read_jsonl_prompts
 from r1lab.pipelines.evaluate import EvalSettings, evaluate
-from r1lab.rewards import reward_functions
+from r1lab.rewards import reward_functions, scorer
 from r1lab.runs import plot_run, require
 from r1lab.tasks import get_task
 
@@ -79,7 +79,7 @@ def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, qui
     def evaluator(model, tokenizer) -> dict:
         return evaluate(model, tokenizer, held_out, settings, task)
 
-    summary = train_grpo(config, run_dir, train, default_rewards(config), evaluator=evaluator,
+    summary = train_grpo(config, run_dir, train, scorer(default_rewards(config)), evaluator=evaluator,
                          eval_every=config.eval_every, resume=resume, quiet=quiet, stop_after=stop_after)
     if "stopped_at" in summary:
         return summary

@@ -20,7 +20,7 @@ from r1lab.rewards.rules import (
     soft_format_reward,
     tag_count_reward,
 )
-from r1lab.rewards.runner import RewardFunction, RewardFunctionError, score
+from r1lab.rewards.runner import RewardFunction, RewardFunctionError, score, scorer
 
 REWARDS = {
     "accuracy": accuracy_reward,
@@ -45,6 +45,6 @@ def reward_functions(names: list[str], weights: list[float] | None = None, timeo
 __all__ = [
     "REWARDS", "RewardFunction", "RewardFunctionError", "accuracy_reward", "answer_in_boxed", "answer_in_tags",
     "answers_match", "countdown_reward", "extract_answer", "follows_soft_format", "follows_strict_format",
-    "format_reward", "last_number", "mixes_languages", "reward_functions", "score", "soft_format_reward",
+    "format_reward", "last_number", "mixes_languages", "reward_functions", "score", "scorer", "soft_format_reward",
     "tag_count_reward", "tag_count_score",
 ]

@@ -90,3 +90,12 @@ def score(functions: list[RewardFunction], prompts: list[str], completions: list
             metrics[f"rewards/{function.name}/std"] = math.sqrt(sum((v - mean) ** 2 for v in applicable) / len(applicable))
         metrics[f"reward_failures/{function.name}"] = function.failures - before
     return totals, metrics
+
+
+def scorer(functions: list[RewardFunction]):
+    """`score` bound to these functions: the `score_completions` callable trainers take."""
+
+    def score_completions(prompts: list[str], completions: list[str], fields: dict[str, list]):
+        return score(functions, prompts, completions, fields)
+
+    return score_completions

@@ -38,11 +38,11 @@ class CorpusMix:
     countdown: float = 0.07
     chat: float = 0.08
     # answer styles of template documents
-    template_plain: float = 0.60
-    template_worked_untagged: float = 0.15
-    template_tagged_worked: float = 0.15
-    template_tagged_direct: float = 0.05
-    template_tagged_mixed: float = 0.05
+    template_plain: float = 0.75
+    template_worked_untagged: float = 0.08
+    template_tagged_worked: float = 0.10
+    template_tagged_direct: float = 0.03
+    template_tagged_mixed: float = 0.04
     chat_rejected: float = 0.25
     arithmetic: ArithmeticTask = field(default_factory=lambda: ArithmeticTask(min_digits=1, max_digits=5))
 
