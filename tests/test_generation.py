@@ -100,3 +100,18 @@ def test_bad_sampling_settings_are_rejected():
         SamplingSettings(top_p=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         SamplingSettings(max_new_tokens=0)
+
+
+def test_shared_prompt_pass_gives_the_plain_forwards_logprobs_and_gradient(loaded):
+    prompts = [p for p in PROMPTS[:3] for _ in range(3)]  # groups of three completions per prompt
+    out = generate(loaded.policy, loaded.tokenizer, prompts, SamplingSettings(max_new_tokens=12),
+                   torch.Generator().manual_seed(1))
+    results = []
+    for share in (True, False):
+        loaded.policy.zero_grad()
+        logprobs, _ = token_logprobs(loaded.policy, out.prompt_ids, out.prompt_mask, out.completion_ids,
+                                     out.completion_mask, share_prompts=share)
+        logprobs.sum().backward()
+        results.append((logprobs.detach(), torch.cat([p.grad.flatten() for p in loaded.policy.parameters()])))
+    torch.testing.assert_close(results[0][0], results[1][0], atol=2e-5, rtol=0)
+    torch.testing.assert_close(results[0][1], results[1][1], atol=2e-5, rtol=1e-4)
