@@ -30,7 +30,7 @@ def base_model_evaluation(model, tokenizer, items: int = 200, seed: int = 0) -> 
     for digits in range(1, 6):
         held_out = ArithmeticTask(min_digits=digits, max_digits=digits).items(items // 2, "test", seed)
         exprs = [f"{it.fields['a']}{it.fields['op']}{it.fields['b']}" for it in held_out]
-        direct = generate(model, tokenizer, [f"{e}=" for e in exprs], greedy_short).texts
+        direct = generate(model, tokenizer, [f"Q: What is {e}?\nA:" for e in exprs], greedy_short).texts
         worked = generate(model, tokenizer, [f"{it.question} {e}:" for it, e in zip(held_out, exprs)], greedy_long).texts
         report["direct_accuracy"][digits] = _share(last_number(t) == it.answer for t, it in zip(direct, held_out))
         report["worked_accuracy"][digits] = _share(last_number(t) == it.answer for t, it in zip(worked, held_out))
@@ -97,7 +97,8 @@ final training loss {s['final_loss']:.4f}). Model: hidden {c['model']['hidden_si
 
 ## Evaluation (held-out arithmetic, greedy)
 
-Direct answers (`347+85=`) against worked solutions (`What is 347+85? 347+85:`), by digit count:
+Direct answers (`Q: What is 347+85?\\nA:`) against worked solutions (`What is 347+85? 347+85:`), both
+operands of the given digit count:
 
 | digits | direct | worked |
 |---|---|---|
