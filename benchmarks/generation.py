@@ -4,7 +4,7 @@
 
 Two workloads: 128 distinct held-out questions (evaluation), and 16 questions x 8 samples (a
 GRPO step). Both samplers draw at temperature 1 with no top-k/top-p, stop at EOS, and run to
-the same max_new_tokens. Prints JSON: completion tokens per second of each (median over
+the same max_new_tokens. Prints JSON: the model's load time, completion tokens per second of each (median over
 repeats, generation time only) and the ratio.
 """
 
@@ -63,14 +63,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    started = time.perf_counter()
     loaded = load_model(args.model)
+    load_seconds = time.perf_counter() - started
     model, tokenizer = loaded.policy.eval(), loaded.tokenizer
     task = ArithmeticTask(max_digits=3)
     workloads = {
         "distinct_128": [r1_zero_prompt(i.question) for i in task.items(128, "test")],
         "groups_16x8": [r1_zero_prompt(i.question) for i in task.items(16, "test") for _ in range(8)],
     }
-    result = {"model": args.model, "threads": args.threads, "max_new_tokens": args.max_new_tokens}
+    result = {"model": args.model, "threads": args.threads, "max_new_tokens": args.max_new_tokens,
+              "load_seconds": round(load_seconds, 3)}
     for name, prompts in workloads.items():
         a = measure(ours, model, tokenizer, prompts, args.max_new_tokens, args.repeats)
         b = measure(transformers_generate, model, tokenizer, prompts, args.max_new_tokens, args.repeats)

@@ -23,6 +23,15 @@ from r1lab.core.losses import (
     value_loss,
 )
 from r1lab.core.optimize import LineSearchResult, backtracking_line_search, conjugate_gradient
+from r1lab.core.policy import (
+    categorical_kl,
+    categorical_log_prob,
+    gaussian_entropy,
+    gaussian_kl,
+    gaussian_log_prob,
+    importance_sampled_surrogate,
+    policy_gradient_loss,
+)
 from r1lab.core.returns import (
     GROUP_SCALES,
     discounted_returns,
@@ -63,4 +72,12 @@ __all__ = [
     "conjugate_gradient",
     "backtracking_line_search",
     "LineSearchResult",
+    # policy.py: action distributions and the surrogates of REINFORCE and TRPO
+    "categorical_log_prob",
+    "categorical_kl",
+    "gaussian_log_prob",
+    "gaussian_entropy",
+    "gaussian_kl",
+    "policy_gradient_loss",
+    "importance_sampled_surrogate",
 ]

@@ -44,11 +44,11 @@ class R1ZeroConfig(GRPOJobConfig):
     """`r1lab r1-zero`: the same settings, with the template fixed to the paper's.
 
     The defaults are the tiny world's run: 60 steps of 16 prompts x 8 samples, lr 1e-4,
-    held-out evaluation every 20 steps.
+    held-out evaluation every 10 steps.
     """
 
     steps: int = 60
-    eval_every: int = 20
+    eval_every: int = 10
 
     def __post_init__(self):
         super().__post_init__()

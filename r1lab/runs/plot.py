@@ -69,8 +69,9 @@ def plot_run(run_dir: str | Path, keys: list[str] | None = None, smooth: int = 1
 
 
 def _draw(ax, key: str, steps: list[float], values: list[float], smooth: int) -> None:
-    ax.plot(steps, values, lw=1, alpha=0.45 if smooth > 1 else 1.0)
-    if smooth > 1 and len(values) >= smooth:
+    sparse = len(values) < 20  # evaluations every K steps: show the points, not only the line
+    ax.plot(steps, values, lw=1, alpha=0.45 if smooth > 1 and not sparse else 1.0, marker="o" if sparse else None)
+    if smooth > 1 and not sparse and len(values) >= smooth:
         window = [sum(values[i - smooth + 1 : i + 1]) / smooth for i in range(smooth - 1, len(values))]
         ax.plot(steps[smooth - 1 :], window, lw=1.8)
     ax.set_title(key)

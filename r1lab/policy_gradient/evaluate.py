@@ -1,0 +1,116 @@
+"""Evaluate a policy: mean and std of the return over N episodes, optionally with a text or RGB rollout.
+
+`evaluate_policy` is what every job runs at its end (summary.json's eval_return_mean /
+eval_return_std); `load_run` rebuilds a trained policy from a run directory for `r1lab eval`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from r1lab.policy_gradient.config import CONFIGS
+from r1lab.policy_gradient.policies import ActorCritic, NumpyPolicy
+from r1lab.policy_gradient.rollout import ActionAdapter, ObservationEncoder, ObservationNormalizer, make_env
+from r1lab.runs import ConfigError, build, read_config_file
+
+RENDER_MODES = {"ansi": "ansi", "rgb": "rgb_array"}
+
+
+@dataclass
+class Evaluation:
+    returns: list[float]
+    lengths: list[int]
+    frames: list[Any] = field(default_factory=list)  # the first episode's renders, when asked for
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else math.nan
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns)) if self.returns else math.nan
+
+
+def evaluate_policy(policy: ActorCritic, env_id: str, episodes: int, *, env_kwargs: dict | None = None, seed: int = 0,
+                    deterministic: bool = True, obs_stats: dict | None = None, render: str | None = None) -> Evaluation:
+    """Run `episodes` episodes of one env (episode i reset with seed + i) and collect their returns.
+
+    deterministic: the policy's mode (argmax / mean), else sampled actions from a Generator
+    seeded with `seed`. obs_stats: the training run's observation-normaliser statistics
+    (frozen here). render: None, "ansi" or "rgb" (the first episode's frames are kept).
+    """
+    env = _make_eval_env(env_id, env_kwargs, render)
+    encode, env_action = ObservationEncoder(env.observation_space), ActionAdapter(env.action_space)
+    normalizer = None
+    if obs_stats is not None:
+        normalizer = ObservationNormalizer(encode.size)
+        normalizer.stats.load_state_dict(obs_stats)
+    actor, rng = NumpyPolicy(policy), np.random.default_rng(seed)
+    result = Evaluation([], [])
+    try:
+        for episode in range(episodes):
+            keep_frames = render is not None and episode == 0
+            raw, _ = env.reset(seed=seed + episode)
+            total, length, done = 0.0, 0, False
+            while not done:
+                if keep_frames:
+                    result.frames.append(env.render())
+                obs = encode(np.asarray(raw)[None])
+                if normalizer is not None:
+                    obs = normalizer(obs, update=False)
+                action = actor.act(obs, rng, deterministic)[0]
+                raw, reward, terminated, truncated, _ = env.step(env_action(action))
+                total, length, done = total + float(reward), length + 1, terminated or truncated
+            if keep_frames:
+                result.frames.append(env.render())
+            result.returns.append(total)
+            result.lengths.append(length)
+    except gym.error.DependencyNotInstalled as error:
+        raise ConfigError(f"rendering '{env_id}': {error}") from None
+    finally:
+        env.close()
+    return result
+
+
+def _make_eval_env(env_id: str, env_kwargs: dict | None, render: str | None) -> gym.Env:
+    """The env, rendering as asked; a mode the env does not offer is one clear error, not a warning."""
+    if render is None:
+        return make_env(env_id, env_kwargs)
+    if render not in RENDER_MODES:
+        raise ConfigError(f"unknown render mode '{render}'; valid modes: {', '.join(RENDER_MODES)}")
+    probe = make_env(env_id, env_kwargs)
+    offered = list(probe.metadata.get("render_modes", []))
+    probe.close()
+    if RENDER_MODES[render] not in offered:
+        raise ConfigError(f"'{env_id}' renders as {', '.join(offered) or 'nothing'}; it cannot render '{render}'")
+    return make_env(env_id, env_kwargs, render_mode=RENDER_MODES[render])
+
+
+def load_run(run_dir: str | Path) -> tuple[str, Any, ActorCritic, dict | None]:
+    """(algorithm, config, policy, observation statistics) of a run, from its newest checkpoint."""
+    import torch
+    import yaml
+
+    run_dir = Path(run_dir)
+    algorithm = (yaml.safe_load((run_dir / "config.yaml").read_text()) or {}).get("job") \
+        if (run_dir / "config.yaml").is_file() else None
+    if algorithm not in CONFIGS:
+        raise ConfigError(f"{run_dir}: not a policy-gradient run (job {algorithm!r}; expected one of "
+                          f"{', '.join(CONFIGS)})")
+    config = build(CONFIGS[algorithm], read_config_file(run_dir), f"{run_dir}/config.yaml")
+    checkpoints = sorted((run_dir / "checkpoints").glob("step-*"))  # the layout Run.save_checkpoint writes
+    if not checkpoints:
+        raise ConfigError(f"{run_dir}: no checkpoint to evaluate")
+    state = torch.load(checkpoints[-1] / "state.pt", map_location="cpu", weights_only=False)
+    env = make_env(config.env_id, config.env_kwargs)
+    policy = ActorCritic(ObservationEncoder(env.observation_space).size, env.action_space, config.hidden_sizes,
+                         config.activation, config.shared_network, config.log_std_init)
+    env.close()
+    policy.load_state_dict(state["policy"])
+    return algorithm, config, policy, state["collector"]["obs_normalizer"]
