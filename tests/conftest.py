@@ -46,3 +46,38 @@ def gpt2_dir(tmp_path_factory, small_tokenizer):
                         eos_token_id=small_tokenizer.eos_token_id, bos_token_id=small_tokenizer.eos_token_id,
                         pad_token_id=small_tokenizer.pad_token_id)
     return _save(GPT2LMHeadModel(config), small_tokenizer, tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    """GRPO settings small enough for a test: 2 prompts x 4 samples of 8 tokens, 3 steps."""
+    return make_small_config
+
+
+def make_small_config(model_dir, **overrides):
+    from r1lab.llm.grpo_config import GRPOConfig
+
+    settings = dict(model=str(model_dir), group_size=4, prompts_per_step=2, max_new_tokens=8, steps=3,
+                    micro_batch_size=8, checkpoint_every=100, log_samples_every=1, save_model=False, lr=1e-3)
+    settings.update(overrides)
+    return GRPOConfig(**settings)
+
+
+@pytest.fixture(scope="session")
+def grpo_batch(qwen2_dir):
+    """Four groups of four sampled completions from the Qwen2 fixture, with made-up rewards."""
+    from r1lab.llm import grpo as grpo_module
+    from r1lab.llm.generation import SamplingSettings, generate
+    from r1lab.llm.loading import load_model
+    from r1lab.tasks import get_task
+
+    loaded = load_model(qwen2_dir)
+    items = get_task("arithmetic").items(4, "train")
+    prompts = [item.question for item in items for _ in range(4)]
+    out = generate(loaded.policy, loaded.tokenizer, prompts, SamplingSettings(max_new_tokens=10),
+                   torch.Generator().manual_seed(0))
+    rewards = torch.arange(16, dtype=torch.float32) % 3
+    advantages = grpo_module.group_advantages(rewards, 4)
+    return grpo_module.Batch(items, prompts, out, rewards, advantages, {})
+
+

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from r1lab.llm import grpo as grpo_module
-from r1lab.llm.generation import SamplingSettings, generate
-from r1lab.llm.grpo import Batch, PromptStream, grpo_loss, improve, train_grpo
+from r1lab.llm.grpo import PromptStream, grpo_loss, improve, train_grpo
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.loading import load_model
 from r1lab.pipelines.r1_zero import GRPOJobConfig, run_grpo_job
@@ -74,39 +73,20 @@ def test_with_one_iteration_the_ratio_is_one_and_the_gradient_is_the_plain_polic
     assert loss.item() == pytest.approx(value_only.item(), abs=1e-6)
 
 
-@pytest.fixture(scope="module")
-def batch(qwen2_dir):
-    loaded = load_model(qwen2_dir)
-    items = get_task("arithmetic").items(4, "train")
-    prompts = [item.question for item in items for _ in range(4)]
-    out = generate(loaded.policy, loaded.tokenizer, prompts, SamplingSettings(max_new_tokens=10),
-                   torch.Generator().manual_seed(0))
-    rewards = torch.arange(16, dtype=torch.float32) % 3
-    advantages = grpo_module.group_advantages(rewards, 4)
-    return Batch(items, prompts, out, rewards, advantages, {})
-
-
 # bnpo is, by definition, a token mean over each micro-batch (TRL's per-device batch), so its
 # gradient depends on how the step is split; the other three do not.
 @pytest.mark.parametrize("loss_type", ["grpo", "dapo", "dr_grpo"])
-def test_micro_batches_accumulate_to_the_full_batch_gradient(qwen2_dir, batch, loss_type):
+def test_micro_batches_accumulate_to_the_full_batch_gradient(qwen2_dir, grpo_batch, loss_type):
     grads = []
     for micro in (16, 3):
         model = load_model(qwen2_dir).policy
         config = GRPOConfig(loss_type=loss_type, micro_batch_size=micro, max_new_tokens=10, max_grad_norm=1e9)
-        improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), batch, config)
+        improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), grpo_batch, config)
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
 
 
-def small_config(model_dir, **overrides) -> GRPOConfig:
-    settings = dict(model=str(model_dir), group_size=4, prompts_per_step=2, max_new_tokens=8, steps=3,
-                    micro_batch_size=8, checkpoint_every=100, log_samples_every=1, save_model=False, lr=1e-3)
-    settings.update(overrides)
-    return GRPOConfig(**settings)
-
-
-def test_zero_beta_never_builds_a_reference_model(qwen2_dir, tmp_path, monkeypatch):
+def test_zero_beta_never_builds_a_reference_model(small_config, qwen2_dir, tmp_path, monkeypatch):
     requested = []
     real_load = grpo_module.load_model
 
@@ -121,7 +101,7 @@ def test_zero_beta_never_builds_a_reference_model(qwen2_dir, tmp_path, monkeypat
     assert requested == [False, True]
 
 
-def test_a_raising_reward_function_is_contained_and_counted(qwen2_dir, tmp_path):
+def test_a_raising_reward_function_is_contained_and_counted(small_config, qwen2_dir, tmp_path):
     def flaky(prompts, completions, **_):
         if len(completions) > 1:
             raise ZeroDivisionError("batch scoring broke")
@@ -136,7 +116,7 @@ def test_a_raising_reward_function_is_contained_and_counted(qwen2_dir, tmp_path)
     assert (tmp_path / "run" / "samples.jsonl").exists()
 
 
-def test_resume_continues_a_killed_run_to_the_same_parameters(qwen2_dir, tmp_path):
+def test_resume_continues_a_killed_run_to_the_same_parameters(small_config, qwen2_dir, tmp_path):
     items = get_task("arithmetic").items(50)
     config = small_config(qwen2_dir, steps=4, checkpoint_every=2, save_model=True, temperature=1.5)
     rewards = scorer([RewardFunction("length", lambda p, c, **_: [len(t) / 10 for t in c])])
