@@ -90,3 +90,20 @@ def test_lora_adapters_train_only_the_adapters(qwen2_dir):
     loaded = load_model(qwen2_dir, lora=LoraSettings(rank=4))
     trainable = [n for n, p in loaded.policy.named_parameters() if p.requires_grad]
     assert trainable and all("lora" in n for n in trainable)
+
+
+def test_gradient_checkpointing_gives_the_same_logprobs(qwen2_dir):
+    from r1lab.llm.generation import SamplingSettings, generate
+    from r1lab.llm.logprobs import token_logprobs
+
+    plain, checkpointed = load_model(qwen2_dir), load_model(qwen2_dir, gradient_checkpointing=True)
+    prompts = ["What is 1+2?"] * 2 + ["Hello"] * 2
+    out = generate(plain.policy, plain.tokenizer, prompts, SamplingSettings(max_new_tokens=6),
+                   torch.Generator().manual_seed(0))
+    checkpointed.policy.train()
+    args = (out.prompt_ids, out.prompt_mask, out.completion_ids, out.completion_mask)
+    expected, _ = token_logprobs(plain.policy, *args)
+    got, _ = token_logprobs(checkpointed.policy, *args)
+    got.sum().backward()
+    torch.testing.assert_close(got.detach(), expected.detach(), atol=2e-5, rtol=0)
+    assert all(p.grad is not None for p in checkpointed.policy.parameters() if p.requires_grad)

@@ -113,7 +113,8 @@ def load_model(
     if lora is not None and lora.rank > 0:
         policy = apply_lora(policy, lora)
     if gradient_checkpointing:
-        policy.gradient_checkpointing_enable()
+        # transformers renamed it; older releases only know the first name
+        getattr(policy, "activation_checkpointing_enable", policy.gradient_checkpointing_enable)()
         policy.config.use_cache = False
     return LoadedModel(policy, tokenizer, frozen, torch_device, torch_dtype, str(name))
 
