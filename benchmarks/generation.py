@@ -46,13 +46,17 @@ def transformers_generate(model, tokenizer, prompts, max_new_tokens, seed) -> tu
     return seconds, int(lengths.sum())
 
 
-def measure(sampler, model, tokenizer, prompts, max_new_tokens, repeats) -> dict:
-    sampler(model, tokenizer, prompts[:8], 8, 0)  # warm-up
-    rates = []
+def measure(samplers: dict, model, tokenizer, prompts, max_new_tokens, repeats) -> dict:
+    """Tokens/s of each sampler, alternating them repeat by repeat so background load hits both alike."""
+    rates = {name: [] for name in samplers}
+    for sampler in samplers.values():
+        sampler(model, tokenizer, prompts[:8], 8, 0)  # warm-up
     for seed in range(repeats):
-        seconds, tokens = sampler(model, tokenizer, prompts, max_new_tokens, seed)
-        rates.append(tokens / seconds)
-    return {"tokens_per_second_median": statistics.median(rates), "tokens_per_second": [round(r) for r in rates]}
+        for name, sampler in samplers.items():
+            seconds, tokens = sampler(model, tokenizer, prompts, max_new_tokens, seed)
+            rates[name].append(tokens / seconds)
+    return {name: {"tokens_per_second_median": statistics.median(r), "tokens_per_second": [round(x) for x in r]}
+            for name, r in rates.items()}
 
 
 def main() -> None:
@@ -75,10 +79,11 @@ def main() -> None:
     result = {"model": args.model, "threads": args.threads, "max_new_tokens": args.max_new_tokens,
               "load_seconds": round(load_seconds, 3)}
     for name, prompts in workloads.items():
-        a = measure(ours, model, tokenizer, prompts, args.max_new_tokens, args.repeats)
-        b = measure(transformers_generate, model, tokenizer, prompts, args.max_new_tokens, args.repeats)
-        result[name] = {"r1lab": a, "transformers_generate": b,
-                        "ratio": a["tokens_per_second_median"] / b["tokens_per_second_median"]}
+        rates = measure({"r1lab": ours, "transformers_generate": transformers_generate}, model, tokenizer, prompts,
+                        args.max_new_tokens, args.repeats)
+        rates["ratio"] = (rates["r1lab"]["tokens_per_second_median"]
+                          / rates["transformers_generate"]["tokens_per_second_median"])
+        result[name] = rates
     json.dump(result, sys.stdout, indent=2)
     print()
 
