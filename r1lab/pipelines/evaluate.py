@@ -26,7 +26,7 @@ class EvalSettings:
     k: int = 8
     temperature: float = 1.0
     max_new_tokens: int = 160
-    batch_size: int = 256
+    batch_size: int = 128
     seed: int = 0
 
 

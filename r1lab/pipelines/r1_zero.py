@@ -32,7 +32,7 @@ class GRPOJobConfig(GRPOConfig):
     eval_k: int = 8
     eval_every: int = 0
     eval_max_new_tokens: int = 0  # 0: the same as max_new_tokens
-    eval_batch_size: int = 256
+    eval_batch_size: int = 128
 
     def __post_init__(self):
         super().__post_init__()
