@@ -89,3 +89,18 @@ def test_eval_cannot_render_a_mode_the_env_lacks(tmp_path):
     result = r1lab("eval", tmp_path, "--render", "ansi")
     assert result.exit_code == 2
     assert "'CartPole-v1' renders as human, rgb_array; it cannot render 'ansi'" in flat(result.output)
+
+
+def test_rgb_render_without_its_dependency_is_one_clear_line(tmp_path):
+    assert r1lab("train", "trpo", "--env", "CartPole-v1", "--total-steps", "256", "--run-dir", tmp_path,
+                 "--set", "tensorboard=false", "--set", "eval_episodes=1", "--set", "steps_per_env=32",
+                 "--quiet").exit_code == 0
+    result = r1lab("eval", tmp_path, "--render", "rgb", "--episodes", "1")
+    try:
+        import pygame  # noqa: F401
+    except ImportError:
+        assert result.exit_code == 2 and "rendering 'CartPole-v1'" in flat(result.output)
+        assert "pygame is not installed" in flat(result.output)
+    else:  # with pygame, the first episode's frames become PNGs
+        assert result.exit_code == 0, result.output
+        assert list((tmp_path / "eval-frames").glob("frame-*.png"))

@@ -56,7 +56,7 @@ def test_kl_between_a_policy_and_itself_is_zero_and_grows_as_it_moves():
 
 def test_initialisation_is_orthogonal_with_the_fields_gains():
     policy = ActorCritic(4, spaces.Discrete(2), hidden_sizes=[64, 64])
-    hidden = policy.actor_body[2].weight  # 64 x 64: orthogonal with gain sqrt(2)
+    hidden = policy.actor_body[1].weight  # 64 x 64: orthogonal with gain sqrt(2)
     torch.testing.assert_close(hidden @ hidden.T, 2.0 * torch.eye(64), atol=1e-5, rtol=0)
     head = policy.actor_head.weight  # gain 0.01: a near-uniform first policy
     torch.testing.assert_close(head @ head.T, 1e-4 * torch.eye(2), atol=1e-9, rtol=0)
@@ -163,3 +163,22 @@ def test_flat_parameters_are_views_of_one_vector():
     params.set(torch.ones_like(params.vector))
     policy.load_state_dict(state)  # loading writes into the same storage
     assert (params.vector == 0).all()
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 100.0])
+def test_flat_gradient_clipping_is_torchs_clip_grad_norm(max_norm):
+    torch.manual_seed(6)
+    policy = ActorCritic(4, spaces.Discrete(2))
+    params = FlatParameters(policy.parameters())
+    logits, values = policy(torch.randn(32, 4))
+    (logits.pow(2).sum() + values.sum()).backward()
+    copies = []  # the same gradients on ordinary separate parameters, clipped by torch
+    for p in policy.parameters():
+        copy = nn.Parameter(torch.zeros_like(p))
+        copy.grad = p.grad.clone()
+        copies.append(copy)
+    expected_norm = nn.utils.clip_grad_norm_(copies, max_norm)
+    norm = params.clip_grad_norm_(max_norm)
+    torch.testing.assert_close(norm, expected_norm)
+    for copy, p in zip(copies, policy.parameters()):
+        torch.testing.assert_close(p.grad, copy.grad)

@@ -121,3 +121,23 @@ def test_checkpoint_round_trips_the_policy(tmp_path):
         assert torch.equal(tensor, state["policy"][name])
     assert state["iteration"] == 2 and set(state["optimizers"]) == {"optimizer"}
     assert json.loads((tmp_path / "summary.json").read_text())["env_steps"] == 64
+
+
+def test_async_envs_resume_from_a_seeded_reset_with_a_warning(tmp_path, monkeypatch):
+    cfg = config("ppo", "ppo-maze", "vectorization=async", "total_steps=1536", "steps_per_env=64", "checkpoint_every=2",
+                 "num_envs=2")
+    original_record = session_module.Job.record
+
+    def crash(self, iteration, *args, **kwargs):
+        original_record(self, iteration, *args, **kwargs)
+        if iteration == 2:
+            raise Interrupted
+
+    monkeypatch.setattr(session_module.Job, "record", crash)
+    with pytest.raises(Interrupted):
+        train_ppo(cfg, tmp_path, quiet=True)
+    monkeypatch.setattr(session_module.Job, "record", original_record)
+    with pytest.warns(UserWarning, match="restarts their episodes from a seeded reset"):
+        summary = train_ppo(cfg, tmp_path, resume=True, quiet=True)
+    assert summary["resumed"] and summary["exact_resume"] is False
+    assert [r["step"] for r in read_metrics(tmp_path)] == [128 * i for i in range(1, 13)]

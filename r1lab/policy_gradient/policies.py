@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
+from torch.nn import functional as F
 
 from r1lab.core import (
     categorical_entropy,
@@ -32,7 +33,7 @@ from r1lab.core import (
     gaussian_log_prob,
 )
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 class Categorical(nn.Module):
@@ -103,12 +104,24 @@ def _linear(inputs: int, outputs: int, gain: float) -> nn.Linear:
     return layer
 
 
-def _body(inputs: int, hidden_sizes: list[int], activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden_sizes:
-        layers += [_linear(inputs, width, math.sqrt(2.0)), ACTIVATIONS[activation]()]
-        inputs = width
-    return nn.Sequential(*layers)
+def _body(inputs: int, hidden_sizes: list[int]) -> nn.ModuleList:
+    """The hidden layers, orthogonal with gain sqrt(2)."""
+    return nn.ModuleList(_linear(n_in, n_out, math.sqrt(2.0)) for n_in, n_out in zip([inputs, *hidden_sizes], hidden_sizes))
+
+
+def mlp(x: torch.Tensor, layers: Iterable[nn.Linear], activation) -> torch.Tensor:
+    """h <- activation(W h + b) through each layer.
+
+    Calls F.linear on the layers' weights rather than the modules themselves: the same
+    arithmetic without nn.Module's per-call hook machinery, 13 calls per PPO minibatch step.
+    """
+    for layer in layers:
+        x = activation(F.linear(x, layer.weight, layer.bias))
+    return x
+
+
+def affine(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+    return F.linear(x, layer.weight, layer.bias)
 
 
 class ActorCritic(nn.Module):
@@ -131,27 +144,31 @@ class ActorCritic(nn.Module):
         else:
             raise ValueError(f"unsupported action space {action_space}: r1lab's MLP policies take Discrete "
                              "or one-dimensional Box actions")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; valid activations: {', '.join(ACTIVATIONS)}")
         self.shared = shared
-        self.actor_body = _body(obs_size, hidden_sizes, activation)
-        self.critic_body = None if shared else _body(obs_size, hidden_sizes, activation)
+        self.activation = activation
+        self._activation = ACTIVATIONS[activation]
+        self.actor_body = _body(obs_size, hidden_sizes)
+        self.critic_body = None if shared else _body(obs_size, hidden_sizes)
         self.actor_head = _linear(hidden_sizes[-1], self.distribution.outputs, 0.01)
         self.critic_head = _linear(hidden_sizes[-1], 1, 1.0)
-        self.activation = activation
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(distribution parameters (..., P), values (...)) in one pass; the trunk runs once when shared."""
-        features = self.actor_body(obs)
-        value_features = features if self.critic_body is None else self.critic_body(obs)
-        return self.distribution.parameters_from(self.actor_head(features)), self.critic_head(value_features).squeeze(-1)
+        features = mlp(obs, self.actor_body, self._activation)
+        value_features = features if self.critic_body is None else mlp(obs, self.critic_body, self._activation)
+        params = self.distribution.parameters_from(affine(features, self.actor_head))
+        return params, affine(value_features, self.critic_head).squeeze(-1)
 
     def policy(self, obs: torch.Tensor) -> torch.Tensor:
         """The distribution parameters alone (..., P)."""
-        return self.distribution.parameters_from(self.actor_head(self.actor_body(obs)))
+        return self.distribution.parameters_from(affine(mlp(obs, self.actor_body, self._activation), self.actor_head))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """V(s) alone (...)."""
         body = self.actor_body if self.critic_body is None else self.critic_body
-        return self.critic_head(body(obs)).squeeze(-1)
+        return affine(mlp(obs, body, self._activation), self.critic_head).squeeze(-1)
 
     def log_prob(self, params: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.distribution.log_prob(params, actions)
@@ -237,7 +254,7 @@ class NumpyPolicy:
     """
 
     def __init__(self, policy: ActorCritic):
-        linears = [m for m in policy.actor_body if isinstance(m, nn.Linear)] + [policy.actor_head]
+        linears = [*policy.actor_body, policy.actor_head]
         self.layers = [(m.weight.detach().numpy().T, m.bias.detach().numpy()) for m in linears]
         self.activation = np.tanh if policy.activation == "tanh" else _relu
         self.continuous = isinstance(policy.distribution, DiagGaussian)

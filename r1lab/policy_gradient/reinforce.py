@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from r1lab.core import (
     discounted_returns,
     episode_returns,
     explained_variance,
     gae,
+    kl_k3,
     policy_gradient_loss,
     whiten,
 )
@@ -65,16 +65,13 @@ def train_reinforce(config: ReinforceConfig, run_dir: str | Path, *, resume: boo
 
             # 4. improve: one step along the policy gradient, then the baseline's regression
             with job.timed("improve"):
-                policy_loss = policy_gradient_step(policy, actor, actor_optimizer, obs, actions, psi.flatten(), config)
-                stats = {"policy_loss": policy_loss}
+                stats = policy_gradient_step(policy, actor, actor_optimizer, obs, actions, psi.flatten(), config)
                 if config.baseline:
                     stats["value_loss"] = fit_critic(policy, critic, critic_optimizer, obs, targets.flatten(),
                                                      config.critic_epochs, config.critic_minibatch_size)
                     stats["explained_variance"] = explained_variance(values, targets).item()
 
             # 5. record
-            with torch.no_grad():
-                stats["entropy"] = policy.entropy(policy.policy(obs)).mean().item()
             job.record(iteration, rollout, stats, optimizers)
     return job.finish({"psi": config.psi, "baseline": config.baseline})
 
@@ -102,15 +99,27 @@ def psi_weights(rollout: Rollout, values: torch.Tensor, next_values: torch.Tenso
 
 
 def policy_gradient_step(policy: ActorCritic, actor: FlatParameters, optimizer: torch.optim.Optimizer,
-                         obs: torch.Tensor, actions: torch.Tensor, psi: torch.Tensor, config: ReinforceConfig) -> float:
-    """theta <- theta + alpha * grad mean_t[log pi(a_t|s_t) Psi_t] (Adam's alpha); returns the loss."""
-    loss = policy_gradient_loss(policy.log_prob(policy.policy(obs), actions), psi).mean()
+                         obs: torch.Tensor, actions: torch.Tensor, psi: torch.Tensor,
+                         config: ReinforceConfig) -> dict[str, float]:
+    """theta <- theta + alpha * grad mean_t[log pi(a_t|s_t) Psi_t] (Adam's alpha).
+
+    Returns the loss, the gradient's norm, the rollout policy's entropy and how far the step moved
+    the policy: the approximate KL(pi_old || pi_new) (k3 on the batch's actions).
+    """
+    dist_params = policy.policy(obs)
+    logp = policy.log_prob(dist_params, actions)
+    loss = policy_gradient_loss(logp, psi).mean()
     actor.zero_grad()
     loss.backward()
+    grad_norm = torch.linalg.vector_norm(actor.gradient())
     if config.max_grad_norm is not None:
-        nn.utils.clip_grad_norm_([actor.vector], config.max_grad_norm)
+        actor.clip_grad_norm_(config.max_grad_norm)
     optimizer.step()
-    return loss.item()
+    with torch.no_grad():
+        approx_kl = kl_k3(logp.detach(), policy.log_prob(policy.policy(obs), actions)).mean()
+        entropy = policy.entropy(dist_params).mean()  # of the policy that collected the batch
+    return {"policy_loss": loss.item(), "approx_kl": approx_kl.item(), "grad_norm": grad_norm.item(),
+            "entropy": entropy.item()}
 
 
 def gradient_variance(policy: ActorCritic, collector: RolloutCollector, rng: np.random.Generator,

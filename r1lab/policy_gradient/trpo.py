@@ -17,6 +17,7 @@ then the critic's regression; 5 record.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -97,12 +98,7 @@ def trust_region_step(policy: ActorCritic, actor: FlatParameters, obs: torch.Ten
 
     loss = surrogate_loss()
     gradient = -_flat(torch.autograd.grad(loss, params))  # g = grad L at theta_old
-    kl_gradient = _flat(torch.autograd.grad(mean_kl(), params, create_graph=True))
-
-    def fisher_vector_product(vector: torch.Tensor) -> torch.Tensor:
-        hessian_vector = _flat(torch.autograd.grad(kl_gradient @ vector, params, retain_graph=True))
-        return hessian_vector + config.cg_damping * vector
-
+    fisher_vector_product = fisher_vector_product_fn(policy, params, obs, old_params, config.cg_damping)
     direction = conjugate_gradient(fisher_vector_product, gradient, config.cg_iterations)  # x = F^-1 g
     curvature = (direction @ fisher_vector_product(direction)).item()  # x^T F x
     full_step = math.sqrt(2.0 * config.max_kl / max(curvature, 1e-12)) * direction
@@ -120,6 +116,23 @@ def trust_region_step(policy: ActorCritic, actor: FlatParameters, obs: torch.Ten
     actor.set(result.x)  # the accepted point, or theta_old when no step passed both tests
     return {"policy_loss": old_loss - result.improvement, "surrogate_gain": result.improvement,
             "kl": result.constraint, "step_fraction": result.step_fraction, "step_accepted": float(result.accepted)}
+
+
+def fisher_vector_product_fn(policy: ActorCritic, params: list[torch.nn.Parameter], obs: torch.Tensor,
+                             old_params: torch.Tensor, damping: float) -> Callable[[torch.Tensor], torch.Tensor]:
+    """v -> (F + damping I) v, with F the Hessian of mean KL(pi_old || pi_theta) at theta = theta_old.
+
+    Two backward passes, never F itself: the KL's gradient is taken once with create_graph=True,
+    and each product differentiates (grad KL . v). At theta_old the KL's Hessian is the Fisher
+    information matrix E[grad log pi grad log pi^T]. v and the result: (n,), n = sum of params' sizes.
+    """
+    kl = policy.kl(old_params, policy.policy(obs)).mean()
+    kl_gradient = _flat(torch.autograd.grad(kl, params, create_graph=True))
+
+    def product(vector: torch.Tensor) -> torch.Tensor:
+        return _flat(torch.autograd.grad(kl_gradient @ vector, params, retain_graph=True)) + damping * vector
+
+    return product
 
 
 def _flat(tensors: tuple[torch.Tensor, ...]) -> torch.Tensor:
