@@ -93,10 +93,8 @@ def _is_plain_number(text: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _math_equivalent(given: str, expected: str) -> bool:
-    try:
-        from math_verify import parse, verify
-    except ImportError:
-        return False
+    from math_verify import parse, verify  # imported here: it pulls in sympy, which takes a second
+
     logging.getLogger("math_verify").setLevel(logging.ERROR)  # it warns on every call with timeouts off
     try:
         # math-verify's own timeouts use SIGALRM, which only works on the main thread; the
