@@ -10,12 +10,14 @@ TRL is never a dependency of r1lab; this script runs in an environment of its ow
 Both train the bundled tiny model on R1-Zero-templated arithmetic with the accuracy and format
 rewards, G completions for each of P prompts per optimiser step, one pass per batch (mu = 1),
 beta = 0, the paper's per-sequence loss, rewards scaled by the group's std. Prints JSON: seconds
-per step (median), completion tokens per second, and the reward curve of both, and the ratio.
+per step (median), completion tokens per second, the reward curve of both, the ratio, and where a
+step's time goes: generation (sampling), rollout (sampling, rewards, advantages) and learning.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -47,6 +49,7 @@ def run_r1lab(args, items, workdir: Path) -> dict:
             "completion_tokens_per_second": sum(tokens) / sum(times),
             "reward_curve": [round(r["reward"], 4) for r in records],
             "generation_seconds_median": statistics.median(r["time/generation"] for r in records),
+            "rollout_seconds_median": statistics.median(r["time/generation"] + r["time/scoring"] for r in records),
             "learning_seconds_median": statistics.median(r["time/learning"] for r in records)}
 
 
@@ -90,11 +93,35 @@ def run_trl(args, items, workdir: Path) -> dict:
     clock = StepClock()
     trainer = GRPOTrainer(model=model, reward_funcs=[accuracy_reward, format_reward], args=config, train_dataset=data,
                           processing_class=tokenizer, callbacks=[clock])
-    trainer.train()
+    generation = timed(trainer, "_generate")  # sampling only
+    rollout = timed(trainer, "_generate_and_score_completions")  # sampling, rewards, advantages
+    with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its logs; stdout is for the JSON
+        trainer.train()
     tokens = [log["completions/mean_length"] * completions_per_step for log in clock.logs]
+    # TRL builds the whole step's rollout in one call (micro-batches are slices of it), so the
+    # learning time of a step is what its clock shows minus that call
+    learning = [step - built for step, built in zip(clock.seconds, rollout)]
     return {"seconds_per_step_median": statistics.median(clock.seconds),
             "completion_tokens_per_second": sum(tokens) / sum(clock.seconds),
-            "reward_curve": [round(log["reward"], 4) for log in clock.logs]}
+            "reward_curve": [round(log["reward"], 4) for log in clock.logs],
+            "generation_seconds_median": statistics.median(generation),
+            "rollout_seconds_median": statistics.median(rollout),
+            "learning_seconds_median": statistics.median(learning)}
+
+
+def timed(obj, method: str) -> list[float]:
+    """Wrap obj.method so that every call's wall time is appended to the returned list."""
+    seconds, original = [], getattr(obj, method)
+
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    setattr(obj, method, wrapper)
+    return seconds
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from r1lab.policy_gradient import CONFIGS, TRAINERS, PPOConfig, load_run, train_ppo
-from r1lab.policy_gradient import session as session_module
+from r1lab.policy_gradient import job as job_module
 from r1lab.runs import load_config, read_metrics
 
 QUIET = ["tensorboard=false", "eval_episodes=5"]
@@ -85,17 +85,17 @@ def test_interrupted_then_resumed_run_ends_with_the_same_parameters(tmp_path, mo
     cfg = config(algorithm, preset, *sets)
     TRAINERS[algorithm](cfg, tmp_path / "straight", quiet=True)
 
-    original_record = session_module.Job.record
+    original_record = job_module.Job.record
 
     def crash_after_five_iterations(self, iteration, *args, **kwargs):
         original_record(self, iteration, *args, **kwargs)
         if iteration == 4:  # checkpoints were written after iterations 2 and 4; the 5th is lost
             raise Interrupted
 
-    monkeypatch.setattr(session_module.Job, "record", crash_after_five_iterations)
+    monkeypatch.setattr(job_module.Job, "record", crash_after_five_iterations)
     with pytest.raises(Interrupted):
         TRAINERS[algorithm](cfg, tmp_path / "resumed", quiet=True)
-    monkeypatch.setattr(session_module.Job, "record", original_record)
+    monkeypatch.setattr(job_module.Job, "record", original_record)
     summary = TRAINERS[algorithm](cfg, tmp_path / "resumed", resume=True, quiet=True)
 
     assert summary["resumed"] and summary["exact_resume"]
@@ -126,17 +126,17 @@ def test_checkpoint_round_trips_the_policy(tmp_path):
 def test_async_envs_resume_from_a_seeded_reset_with_a_warning(tmp_path, monkeypatch):
     cfg = config("ppo", "ppo-maze", "vectorization=async", "total_steps=1536", "steps_per_env=64", "checkpoint_every=2",
                  "num_envs=2")
-    original_record = session_module.Job.record
+    original_record = job_module.Job.record
 
     def crash(self, iteration, *args, **kwargs):
         original_record(self, iteration, *args, **kwargs)
         if iteration == 2:
             raise Interrupted
 
-    monkeypatch.setattr(session_module.Job, "record", crash)
+    monkeypatch.setattr(job_module.Job, "record", crash)
     with pytest.raises(Interrupted):
         train_ppo(cfg, tmp_path, quiet=True)
-    monkeypatch.setattr(session_module.Job, "record", original_record)
+    monkeypatch.setattr(job_module.Job, "record", original_record)
     with pytest.warns(UserWarning, match="restarts their episodes from a seeded reset"):
         summary = train_ppo(cfg, tmp_path, resume=True, quiet=True)
     assert summary["resumed"] and summary["exact_resume"] is False

@@ -66,7 +66,7 @@ def install_tiny_model(run_dir: Path, destination: Path | None = None, quiet: bo
     model = AutoModelForCausalLM.from_pretrained(destination).eval()
     tokenizer = AutoTokenizer.from_pretrained(destination)
     report = base_model_evaluation(model, tokenizer)
-    card = {"summary": {k: v for k, v in summary.items() if k != "config"}, "config": summary["config"],
+    card = {"summary": {k: v for k, v in summary.items() if k not in ("config", "model_dir")}, "config": summary["config"],
             "corpus": corpus_statistics(summary["config"]["seed"]), "evaluation": report}
     (destination / "evaluation.json").write_text(json.dumps(card, indent=2) + "\n")
     (destination / "README.md").write_text(render_card(card))

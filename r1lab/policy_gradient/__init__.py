@@ -5,7 +5,7 @@
 
 One file per algorithm (reinforce.py, trpo.py, ppo.py), each reading top to bottom through the five
 steps of DESIGN.md; policies.py holds the MLP actor-critics, rollout.py the vector envs and the
-rollout buffer, session.py what every job does around its loop, evaluate.py the evaluation.
+rollout buffer, job.py what every job does around its loop, evaluate.py the evaluation.
 """
 
 from r1lab.policy_gradient.config import CONFIGS, CommonConfig, PPOConfig, ReinforceConfig, TRPOConfig

@@ -35,9 +35,9 @@ from r1lab.core import (
     whiten,
 )
 from r1lab.policy_gradient.config import PPOConfig
+from r1lab.policy_gradient.job import Job
 from r1lab.policy_gradient.policies import ActorCritic, FlatParameters, NumpyPolicy
 from r1lab.policy_gradient.rollout import Rollout
-from r1lab.policy_gradient.session import Job
 
 
 class Batch(NamedTuple):

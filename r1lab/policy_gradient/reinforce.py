@@ -33,9 +33,9 @@ from r1lab.core import (
 )
 from r1lab.policy_gradient.config import ReinforceConfig
 from r1lab.policy_gradient.critic import fit_critic
+from r1lab.policy_gradient.job import Job
 from r1lab.policy_gradient.policies import ActorCritic, FlatParameters, NumpyPolicy
 from r1lab.policy_gradient.rollout import Rollout, RolloutCollector
-from r1lab.policy_gradient.session import Job
 
 
 def train_reinforce(config: ReinforceConfig, run_dir: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
