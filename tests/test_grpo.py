@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from r1lab.llm import grpo as grpo_module
 from r1lab.llm.grpo import PromptStream, grpo_loss, improve, train_grpo
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.loading import load_model
+from r1lab.llm.logprobs import token_logprobs
 from r1lab.pipelines.r1_zero import GRPOJobConfig, run_grpo_job
 from r1lab.rewards import RewardFunction, reward_functions, scorer
 from r1lab.runs import ConfigError, load_config
@@ -84,6 +86,39 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(qwen2_dir, grpo_bat
         improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), grpo_batch, config)
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]))
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
+
+
+def test_length_sorted_trimmed_micro_batches_give_the_untrimmed_full_batch_gradient(qwen2_dir, grpo_batch):
+    c = grpo_batch.completions
+    lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])  # ragged completions
+    mask = (torch.arange(c.completion_mask.shape[1])[None] < lengths[:, None]).float()
+    batch = replace(grpo_batch, completions=replace(c, completion_mask=mask))
+    config = GRPOConfig(loss_type="grpo", micro_batch_size=3, max_new_tokens=10, max_grad_norm=1e9)
+
+    model = load_model(qwen2_dir).policy
+    improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), batch, config)
+    trimmed_grad = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    reference = load_model(qwen2_dir).policy  # one pass over the padded batch as it came
+    logprobs, _ = token_logprobs(reference, c.prompt_ids, c.prompt_mask, c.completion_ids, mask, temperature=1.0)
+    loss, _, _ = grpo_loss(logprobs, logprobs.detach(), batch.advantages[:, None], mask, config)
+    loss.backward()
+    reference_grad = torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None])
+    torch.testing.assert_close(trimmed_grad, reference_grad, atol=1e-6, rtol=1e-4)
+
+
+def test_micro_batches_group_rows_of_similar_length_and_drop_all_padding_columns(grpo_batch):
+    c = grpo_batch.completions
+    lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])
+    mask = (torch.arange(c.completion_mask.shape[1])[None] < lengths[:, None]).float()
+    micro_batches = grpo_module.length_sorted_micro_batches(mask, 4)
+    assert [lengths[rows].tolist() for rows in micro_batches] == [[1, 1, 2, 2], [3, 3, 4, 5], [5, 6, 7, 7],
+                                                                  [8, 9, 10, 10]]
+    prompt_ids, prompt_mask, completion_ids, completion_mask, width = grpo_module.trimmed(
+        replace(c, completion_mask=mask), micro_batches[0])
+    assert width == 2 and completion_ids.shape == (4, 2) and completion_mask.shape == (4, 2)
+    assert prompt_mask[:, 0].any() and prompt_ids.shape == prompt_mask.shape  # no all-padding column left
+    assert prompt_mask.sum() == c.prompt_mask[micro_batches[0]].sum()  # and no real token lost
 
 
 def test_zero_beta_never_builds_a_reference_model(small_config, qwen2_dir, tmp_path, monkeypatch):

@@ -243,23 +243,26 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
     sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     for _ in range(config.num_iterations):
         optimizer.zero_grad(set_to_none=True)
-        for start in range(0, size, micro):
-            rows = slice(start, start + micro)
-            logprobs, entropy = token_logprobs(policy, c.prompt_ids[rows], c.prompt_mask[rows], c.completion_ids[rows],
-                                               c.completion_mask[rows], temperature=config.temperature,
-                                               with_entropy=True)
+        for rows in length_sorted_micro_batches(c.completion_mask, micro):
+            # each micro-batch is cut to its own real width: rows of similar length share one, so
+            # little compute goes to padding (the loss is a sum over rows: the order does not matter)
+            prompt_ids, prompt_mask, completion_ids, completion_mask, width = trimmed(c, rows)
+            logprobs, entropy = token_logprobs(policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                               temperature=config.temperature, with_entropy=True)
+            row_mask = mask[rows, :width]
             # with mu = 1 the old policy is the current one: ratio = 1 in value, not in gradient
-            old = logprobs.detach() if config.num_iterations == 1 else c.logprobs[rows]
-            ref = ref_logprobs[rows] if ref_logprobs is not None else None
-            loss, terms, kl = grpo_loss(logprobs, old, advantages[rows], mask[rows], config, ref,
+            old = logprobs.detach() if config.num_iterations == 1 else c.logprobs[rows, :width]
+            ref = ref_logprobs[rows, :width] if ref_logprobs is not None else None
+            loss, terms, kl = grpo_loss(logprobs, old, advantages[rows], row_mask, config, ref,
                                         num_tokens=total_tokens if config.loss_type == "dapo" else None)
+            share = len(rows) / size
             if kl is not None:
-                sums["kl"] += masked_mean(kl.detach(), mask[rows]).item() * _share(rows, size)
-            weight = 1.0 if config.loss_type == "dapo" else _share(rows, size)
+                sums["kl"] += masked_mean(kl.detach(), row_mask).item() * share
+            weight = 1.0 if config.loss_type == "dapo" else share
             (loss * weight).backward()
             sums["loss"] += loss.item() * weight
-            sums["clip_fraction"] += masked_mean(terms.clipped.float(), mask[rows]).item() * _share(rows, size)
-            sums["entropy"] += masked_mean(entropy, mask[rows]).item() * _share(rows, size)
+            sums["clip_fraction"] += masked_mean(terms.clipped.float(), row_mask).item() * share
+            sums["entropy"] += masked_mean(entropy, row_mask).item() * share
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
         if not math.isfinite(float(grad_norm)):
             raise FloatingPointError("GRPO: the gradient norm is not finite; lower lr or check the rewards")
@@ -297,8 +300,20 @@ def lr_factor(step: int, config: GRPOConfig) -> float:
     return 1.0
 
 
-def _share(rows: slice, size: int) -> float:
-    return (min(rows.stop, size) - rows.start) / size
+def length_sorted_micro_batches(completion_mask: torch.Tensor, micro: int) -> list[torch.Tensor]:
+    """Row indices in micro-batches of at most `micro`, rows sorted by completion length."""
+    order = torch.argsort(completion_mask.sum(1), stable=True)
+    return list(order.split(micro))
+
+
+def trimmed(c: Completions, rows: torch.Tensor):
+    """The rows' prompt and completion tensors without the columns that are padding in all of them
+    (prompts are left-padded, completions right-padded). Returns them and the completion width."""
+    prompt_mask, completion_mask = c.prompt_mask[rows], c.completion_mask[rows]
+    prompt_start = prompt_mask.shape[1] - int(prompt_mask.sum(1).max())
+    width = max(1, int(completion_mask.sum(1).max()))
+    return (c.prompt_ids[rows, prompt_start:], prompt_mask[:, prompt_start:], c.completion_ids[rows, :width],
+            completion_mask[:, :width], width)
 
 
 def _item_fields(items: list[TaskItem]) -> dict[str, list]:
