@@ -78,6 +78,6 @@ def grpo_batch(qwen2_dir):
                    torch.Generator().manual_seed(0))
     rewards = torch.arange(16, dtype=torch.float32) % 3
     advantages = grpo_module.group_advantages(rewards, 4)
-    return grpo_module.Batch(items, prompts, out, rewards, advantages, {})
+    return grpo_module.Batch(items, prompts, out, rewards, advantages)
 
 

@@ -115,3 +115,24 @@ def test_shared_prompt_pass_gives_the_plain_forwards_logprobs_and_gradient(loade
         results.append((logprobs.detach(), torch.cat([p.grad.flatten() for p in loaded.policy.parameters()])))
     torch.testing.assert_close(results[0][0], results[1][0], atol=2e-5, rtol=0)
     torch.testing.assert_close(results[0][1], results[1][1], atol=2e-5, rtol=1e-4)
+
+
+def test_a_lora_model_samples_from_its_adapted_weights(qwen2_dir):
+    pytest.importorskip("peft")
+    from r1lab.llm.loading import LoraSettings
+
+    loaded = load_model(qwen2_dir, lora=LoraSettings(rank=4))
+    torch.manual_seed(0)
+    with torch.no_grad():  # adapters start as a no-op (B = 0); make them change the model
+        for name, parameter in loaded.policy.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.5)
+    tokenizer, model = loaded.tokenizer, loaded.policy
+    assert isinstance(make_decoder(model, 2, 8), HFCacheDecoder)
+    ours = generate(model, tokenizer, PROMPTS, SamplingSettings(max_new_tokens=12, temperature=0))
+    batch = tokenizer(PROMPTS, return_tensors="pt", padding=True)
+    theirs = model.generate(**batch, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert ours.texts == tokenizer.batch_decode(theirs[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+    with model.disable_adapter():  # and the adapters do change what is sampled
+        base = generate(model, tokenizer, PROMPTS, SamplingSettings(max_new_tokens=12, temperature=0))
+    assert base.texts != ours.texts

@@ -107,6 +107,27 @@ def test_length_sorted_trimmed_micro_batches_give_the_untrimmed_full_batch_gradi
     torch.testing.assert_close(trimmed_grad, reference_grad, atol=1e-6, rtol=1e-4)
 
 
+def test_bnpo_micro_batches_keep_the_sampled_order(qwen2_dir, grpo_batch):
+    c = grpo_batch.completions
+    lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])
+    mask = (torch.arange(c.completion_mask.shape[1])[None] < lengths[:, None]).float()
+    batch = replace(grpo_batch, completions=replace(c, completion_mask=mask))
+    config = GRPOConfig(loss_type="bnpo", micro_batch_size=3, max_new_tokens=10, max_grad_norm=1e9)
+
+    model = load_model(qwen2_dir).policy
+    improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), batch, config)
+    ours = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+    reference = load_model(qwen2_dir).policy  # token means over rows 0-2, 3-5, ..., 15, as sampled
+    for rows in torch.arange(16).split(3):
+        logprobs, _ = token_logprobs(reference, c.prompt_ids[rows], c.prompt_mask[rows], c.completion_ids[rows],
+                                     mask[rows], temperature=1.0)
+        loss, _, _ = grpo_loss(logprobs, logprobs.detach(), batch.advantages[rows, None], mask[rows], config)
+        (loss * len(rows) / 16).backward()
+    expected = torch.cat([p.grad.flatten() for p in reference.parameters() if p.grad is not None])
+    torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-4)
+
+
 def test_micro_batches_group_rows_of_similar_length_and_drop_all_padding_columns(grpo_batch):
     c = grpo_batch.completions
     lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])
@@ -178,6 +199,22 @@ def test_prompt_stream_restores_the_data_order():
 def test_group_size_of_one_is_refused_with_the_reason():
     with pytest.raises(ConfigError, match="group_size.*>= 2"):
         load_config(GRPOConfig, sets=["group_size=1"])
+
+
+def test_reference_resets_with_lora_are_refused_with_the_reason():
+    with pytest.raises(ConfigError, match="ref_reset_every.*LoRA"):
+        load_config(GRPOConfig, sets=["beta=0.04", "ref_reset_every=10", "lora.rank=8"])
+    load_config(GRPOConfig, sets=["beta=0.04", "ref_reset_every=10"])  # fine without LoRA
+
+
+def test_without_the_r1_zero_template_the_accuracy_reward_reads_the_last_number():
+    from r1lab.pipelines.r1_zero import default_rewards
+
+    completion, fields = [" 40+2: 2+0+0=2, 42. So 40+2=42."], {"answer": ["42"]}
+    (plain,) = default_rewards(GRPOConfig(template="plain", rewards=["accuracy"]))
+    (tagged,) = default_rewards(GRPOConfig(template="r1-zero", rewards=["accuracy"]))
+    assert plain(["What is 40+2?"], completion, fields) == [1.0]
+    assert tagged(["What is 40+2?"], completion, fields) == [0.0]  # no <answer> tags: not answered
 
 
 def test_unknown_reward_and_malformed_dataset_row_are_clear_errors(qwen2_dir, tmp_path):

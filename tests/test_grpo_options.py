@@ -1,6 +1,7 @@
 """GRPO's DAPO-style options: over-long shaping, dynamic sampling, truncation masking, reference resets."""
 
 import json
+from dataclasses import replace
 
 import torch
 
@@ -42,7 +43,7 @@ def test_masking_truncated_completions_removes_their_gradient(qwen2_dir, grpo_ba
     model = load_model(qwen2_dir).policy
     config = GRPOConfig(mask_truncated=True, max_new_tokens=10, max_grad_norm=1e9)
     only_truncated_advantage = batch.advantages * truncated.float()  # the rest have A = 0 anyway
-    masked = type(batch)(batch.items, batch.prompts, batch.completions, batch.rewards, only_truncated_advantage, {})
+    masked = replace(batch, advantages=only_truncated_advantage)
     improve(model, None, torch.optim.SGD(model.parameters(), lr=0.0), masked, config)
     assert all(p.grad is None or p.grad.abs().max() == 0 for p in model.parameters())
 

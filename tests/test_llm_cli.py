@@ -32,6 +32,21 @@ def test_pretrain_tiny_is_deterministic_from_its_seed(tmp_path):
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
 
 
+def test_installing_a_pretrained_model_writes_its_card(tmp_path):
+    from r1lab.pipelines.tiny_model_card import install_tiny_model
+
+    result, output = invoke("pretrain-tiny", "--run-dir", tmp_path / "run", "--quiet", *TINY_RECIPE,
+                            "--set", "eval_items=8")
+    assert result.exit_code == 0, output
+    destination = install_tiny_model(tmp_path / "run", destination=tmp_path / "card", quiet=True)
+    card = json.loads((destination / "evaluation.json").read_text())
+    assert card["evaluation"]["r1_zero_template"]["items"] == 8 and card["summary"]["steps"] == 3
+    assert "model_dir" not in card["summary"]  # no path of the machine it was built on
+    readme = (destination / "README.md").read_text()
+    assert "r1lab pretrain-tiny --seed 0 --install" in readme and "8 held-out questions" in readme
+    assert (destination / "model.safetensors").exists() and (destination / "tokenizer.json").exists()
+
+
 def test_generate_reports_tokens_per_second(qwen2_dir, tmp_path):
     result, output = invoke("generate", "--model", qwen2_dir, "--prompt", "What is 2+3?", "--num", "2",
                             "--max-new-tokens", "6", "--run-dir", tmp_path)

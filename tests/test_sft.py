@@ -55,13 +55,20 @@ def test_a_malformed_row_names_file_and_line(tmp_path):
         read_pairs(path)
 
 
+def test_a_prompt_longer_than_max_length_is_an_error_naming_the_pair(small_tokenizer):
+    pairs = [{"prompt": "1+1?", "completion": " 2"}, {"prompt": "x" * 300, "completion": " y"}]
+    with pytest.raises(ValueError, match="pair 2: the prompt alone is"):
+        encode_pairs(small_tokenizer, pairs, "plain", 64)
+
+
 def test_resume_reaches_the_same_weights(qwen2_dir, tmp_path):
     data = write_pairs(tmp_path / "d.jsonl", worked_pairs(40))
     config = SFTConfig(model=str(qwen2_dir), data=str(data), max_steps=4, batch_size=4, checkpoint_every=2,
                        eval_every=2, lr=1e-3)
-    train_sft(config, tmp_path / "whole", quiet=True)
+    whole_summary = train_sft(config, tmp_path / "whole", quiet=True)
     assert train_sft(config, tmp_path / "cut", quiet=True, stop_after=2) == {"stopped_at": 2}
-    train_sft(config, tmp_path / "cut", quiet=True, resume=True)
+    resumed_summary = train_sft(config, tmp_path / "cut", quiet=True, resume=True)
+    assert resumed_summary["eval_loss_first"] == pytest.approx(whole_summary["eval_loss_first"])  # the untrained model's
     whole = load_model(tmp_path / "whole" / "model").policy.state_dict()
     resumed = load_model(tmp_path / "cut" / "model").policy.state_dict()
     for name in whole:

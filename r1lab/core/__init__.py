@@ -41,6 +41,7 @@ from r1lab.core.returns import (
     group_reward_std,
     whiten,
 )
+from r1lab.core.shaping import overlong_penalty
 
 __all__ = [
     # returns.py: returns and advantages
@@ -51,6 +52,8 @@ __all__ = [
     "group_advantages",
     "group_reward_std",
     "GROUP_SCALES",
+    # shaping.py: reward shaping
+    "overlong_penalty",
     # losses.py: KL, surrogates, critic, entropy, aggregation
     "kl_k1",
     "kl_k2",

@@ -21,11 +21,18 @@ LLAMA_FAMILY = ("llama", "mistral", "qwen2", "qwen3")
 
 
 def make_decoder(model, batch_size: int, max_length: int):
-    """The fastest decoder that supports this model."""
-    base = getattr(model, "get_base_model", lambda: model)()  # peft wraps the model
-    if StaticCacheDecoder.supports(base):
-        return StaticCacheDecoder(base, batch_size, max_length)
+    """The fastest decoder that supports this model. A peft (LoRA) model goes through its own
+    forward: the static path reads the layers' plain weights, which would leave the adapters out."""
+    if StaticCacheDecoder.supports(model) and not hasattr(model, "peft_config"):
+        return StaticCacheDecoder(model, batch_size, max_length)
     return HFCacheDecoder(model)
+
+
+def cache_argument(model) -> str:
+    """The name of the forward's cache argument: newer transformers say `cache`, older ones only
+    know `past_key_values`. A peft model forwards it to the model it wraps, so that one is asked."""
+    base = getattr(model, "get_base_model", lambda: model)()
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 class StaticCacheDecoder:
@@ -142,8 +149,7 @@ class HFCacheDecoder:
         self.model = model
         self.cache = DynamicCache(config=model.config)
         self.length = 0
-        # newer transformers name the argument `cache`; older ones only know `past_key_values`
-        self.cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self.cache_argument = cache_argument(model)
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         end = self.length + tokens.shape[1]

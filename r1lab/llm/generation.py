@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from r1lab.llm.decoding import make_decoder
+from r1lab.llm.logprobs import sequence_positions
 
 
 @dataclass
@@ -84,7 +85,7 @@ def generate(model, tokenizer, prompts: list[str], settings: SamplingSettings,
 
     distinct_valid = torch.ones(unique, total, dtype=torch.bool, device=device)
     distinct_valid[:, :prompt_length] = distinct_mask.bool()
-    distinct_positions = (distinct_mask.cumsum(1) - 1).clamp(min=0)
+    distinct_positions = sequence_positions(distinct_mask)
     logits = decoder.forward(distinct_ids, distinct_positions, distinct_valid)
     if unique < batch:
         decoder.keep_rows(copy_of)

@@ -31,8 +31,8 @@ from r1lab.core import (
     group_reward_std,
     kl_estimate,
     masked_mean,
+    overlong_penalty,
 )
-from r1lab.core.shaping import overlong_penalty
 from r1lab.llm.generation import Completions, SamplingSettings, generate
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.loading import load_model
@@ -49,7 +49,6 @@ class Batch:
     completions: Completions
     rewards: torch.Tensor  # (B,)
     advantages: torch.Tensor  # (B,)
-    reward_metrics: dict
 
 
 class PromptStream:
@@ -240,12 +239,18 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
         with torch.no_grad():
             ref_logprobs, _ = token_logprobs(reference, c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask,
                                              temperature=config.temperature, chunk_size=micro)
+    # each micro-batch is cut to its own real width; sorting rows by length first puts rows of
+    # similar length together, so little compute goes to padding. The step's loss is a sum over
+    # rows for every loss type but bnpo, whose token mean is per micro-batch by definition: its
+    # micro-batches keep the sampled order, so that their composition does not depend on length.
+    if config.loss_type == "bnpo":
+        micro_batches = list(torch.arange(size).split(micro))
+    else:
+        micro_batches = length_sorted_micro_batches(c.completion_mask, micro)
     sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     for _ in range(config.num_iterations):
         optimizer.zero_grad(set_to_none=True)
-        for rows in length_sorted_micro_batches(c.completion_mask, micro):
-            # each micro-batch is cut to its own real width: rows of similar length share one, so
-            # little compute goes to padding (the loss is a sum over rows: the order does not matter)
+        for rows in micro_batches:
             prompt_ids, prompt_mask, completion_ids, completion_mask, width = trimmed(c, rows)
             logprobs, entropy = token_logprobs(policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                temperature=config.temperature, with_entropy=True)
@@ -346,7 +351,7 @@ def _merge_groups(kept, G: int, config: GRPOConfig) -> Batch:
         truncated=torch.cat([c.truncated[s] for c, s in rows]),
     )
     advantages = group_advantages(rewards, G, scale=config.scale_rewards)
-    return Batch(items, prompts, merged, rewards, advantages, {})
+    return Batch(items, prompts, merged, rewards, advantages)
 
 
 def _log_samples(run: Run, step: int, batch: Batch) -> None:

@@ -82,6 +82,9 @@ class GRPOConfig:
         require(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
         require(0 <= self.overlong_buffer < self.max_new_tokens, "overlong_buffer", "must be in [0, max_new_tokens)")
         require(len(self.rewards) > 0, "rewards", "needs at least one reward function")
+        # the reference is a plain copy of the model; a LoRA policy's weights do not load into it
+        require(not (self.ref_reset_every and self.lora.rank and self.beta > 0), "ref_reset_every",
+                "cannot be combined with LoRA (lora.rank > 0) yet: set it to 0 or train without LoRA")
 
     @property
     def aggregation(self) -> str:

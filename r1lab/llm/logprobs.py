@@ -13,11 +13,10 @@ about G times less prompt work.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from r1lab.core import categorical_entropy
+from r1lab.llm.decoding import cache_argument
 
 
 def sequence_positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -77,15 +76,11 @@ def completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion
     distinct_mask = distinct[:, prompt_width:].to(prompt_mask.dtype)
     prefix = model(input_ids=distinct[:, :prompt_width], attention_mask=distinct_mask,
                    position_ids=sequence_positions(distinct_mask), use_cache=True, logits_to_keep=1,
-                   **{_cache_argument(model): cache})
+                   **{cache_argument(model): cache})
     cache.batch_select_indices(copy_of)  # each row gets its prompt's keys and values (differentiably)
     rest = model(input_ids=completion_ids, attention_mask=attention_mask, position_ids=positions[:, prompt_width:],
-                 use_cache=True, **{_cache_argument(model): cache})
+                 use_cache=True, **{cache_argument(model): cache})
     return torch.cat([prefix.logits[copy_of], rest.logits[:, :-1]], dim=1)
-
-
-def _cache_argument(model) -> str:
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _takes_cache(model) -> bool:

@@ -48,6 +48,7 @@ def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet:
         set_rng_state(state["rng"])
     model.train()
     started, window_loss, window_tokens, window_start = time.perf_counter(), 0.0, 0, time.perf_counter()
+    window_steps = 0  # steps summed since the last log line (fewer than log_every after a resume)
     with ProgressBar(config.steps, "pretrain-tiny", enabled=not quiet) as bar:
         bar.advance(start_step)
         for step in range(start_step, config.steps):
@@ -63,15 +64,15 @@ def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet:
             tokens_seen += real_tokens
             window_loss += loss.item()
             window_tokens += real_tokens
+            window_steps += 1
             if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
-                count = (step % config.log_every) + 1
                 elapsed = time.perf_counter() - window_start
-                run.log(step + 1, {"loss": window_loss / count, "lr": learning_rate(step, config),
+                run.log(step + 1, {"loss": window_loss / window_steps, "lr": learning_rate(step, config),
                                    "grad_norm": float(grad_norm), "tokens_seen": tokens_seen,
                                    "tokens_per_second": window_tokens / elapsed})
-                bar.advance(0, info=f"loss {window_loss / count:.3f}")
-                final_loss = window_loss / count
-                window_loss, window_tokens, window_start = 0.0, 0, time.perf_counter()
+                final_loss = window_loss / window_steps
+                bar.advance(0, info=f"loss {final_loss:.3f}")
+                window_loss, window_tokens, window_start, window_steps = 0.0, 0, time.perf_counter(), 0
             if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
                 run.save_checkpoint(step + 1, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                                "step": step + 1, "tokens_seen": tokens_seen, "rng": rng_state()})

@@ -83,8 +83,11 @@ def read_pairs(path: str | Path) -> list[dict]:
 def encode_pairs(tokenizer, pairs: list[dict], template: str, max_length: int) -> list[tuple[list[int], int]]:
     """(token ids of prompt + completion + EOS, prompt length) per pair, cut to `max_length`."""
     encoded = []
-    for pair in pairs:
+    for row, pair in enumerate(pairs, start=1):
         prompt = tokenizer(apply_template(template, pair["prompt"], tokenizer), add_special_tokens=True)["input_ids"]
+        if len(prompt) >= max_length:  # nothing of the completion would be left to learn from
+            raise ValueError(f"pair {row}: the prompt alone is {len(prompt)} tokens and max_length is {max_length}; "
+                             "raise max_length or shorten the prompt")
         completion = tokenizer(pair["completion"], add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         encoded.append(((prompt + completion)[:max_length], len(prompt)))
     return encoded
@@ -157,7 +160,10 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
         order, cursor, start_step = state["order"], state["cursor"], state["step"]
         order_rng.setstate(state["order_rng"])
         set_rng_state(state["rng"])
-    eval_loss_first = evaluation_loss(model, held_out, tokenizer.pad_token_id, config.batch_size, device) if held_out else None
+        eval_loss_first = state["eval_loss_first"]  # the untrained model's, not the resumed one's
+    else:
+        eval_loss_first = (evaluation_loss(model, held_out, tokenizer.pad_token_id, config.batch_size, device)
+                           if held_out else None)
     model.train()
     loss_value, eval_loss = float("nan"), eval_loss_first
     with ProgressBar(steps, "sft", enabled=not quiet) as bar:
@@ -192,7 +198,8 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
             if step % config.checkpoint_every == 0 or step == stop_after:
                 run.save_checkpoint(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                            "schedule": schedule.state_dict(), "order": order, "cursor": cursor,
-                                           "order_rng": order_rng.getstate(), "rng": rng_state(), "step": step})
+                                           "order_rng": order_rng.getstate(), "rng": rng_state(), "step": step,
+                                           "eval_loss_first": eval_loss_first})
             if step == stop_after:
                 run.close()
                 return {"stopped_at": step}

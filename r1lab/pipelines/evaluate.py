@@ -15,7 +15,7 @@ import torch
 from r1lab.llm.generation import SamplingSettings, generate
 from r1lab.llm.prompts import apply_template
 from r1lab.rewards.parsing import answer_in_tags, follows_strict_format, last_number, mixes_languages
-from r1lab.tasks.arithmetic import normalize_number
+from r1lab.rewards.rules import answers_match
 from r1lab.tasks.base import TaskItem
 
 
@@ -31,15 +31,13 @@ class EvalSettings:
 
 
 def is_correct(answer: str | None, item: TaskItem, task=None) -> bool:
-    """The task's verifier when there is one; else numeric comparison, then exact text."""
+    """The task's verifier when there is one; else the accuracy reward's comparison (exact text or
+    numeric value), so that training and evaluation count the same answers as right."""
     if answer is None:
         return False
     if task is not None and hasattr(task, "verify"):
         return bool(task.verify(answer, item))
-    expected, given = normalize_number(item.answer), normalize_number(answer)
-    if expected is not None and given is not None:
-        return expected == given
-    return answer.strip() == item.answer.strip()
+    return answers_match(answer, item.answer, mode="numeric")
 
 
 def template_answer(text: str, template: str) -> str | None:

@@ -8,7 +8,8 @@ writes the before/after table to summary.json and the curves to RUN_DIR/plots/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from r1lab.llm.grpo import train_grpo
@@ -69,7 +70,11 @@ def default_rewards(config: GRPOConfig):
     names = list(config.rewards)
     if config.task == "countdown" and not config.dataset and "accuracy" in names:
         names[names.index("accuracy")] = "countdown"  # an expression is verified by evaluating it
-    return reward_functions(names, config.reward_weights, config.reward_timeout)
+    functions = reward_functions(names, config.reward_weights, config.reward_timeout)
+    if config.template != "r1-zero":  # no <answer> tags asked for: read the last number, as the evaluation does
+        functions = [replace(f, function=partial(f.function, extract="last_number"))
+                     if f.name in ("accuracy", "countdown") else f for f in functions]
+    return functions
 
 
 def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, quiet: bool = False,

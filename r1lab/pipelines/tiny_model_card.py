@@ -65,7 +65,8 @@ def install_tiny_model(run_dir: Path, destination: Path | None = None, quiet: bo
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(destination).eval()
     tokenizer = AutoTokenizer.from_pretrained(destination)
-    report = base_model_evaluation(model, tokenizer)
+    report = base_model_evaluation(model, tokenizer, items=summary["config"]["eval_items"],
+                                   seed=summary["config"]["seed"])
     card = {"summary": {k: v for k, v in summary.items() if k not in ("config", "model_dir")}, "config": summary["config"],
             "corpus": corpus_statistics(summary["config"]["seed"]), "evaluation": report}
     (destination / "evaluation.json").write_text(json.dumps(card, indent=2) + "\n")
@@ -85,7 +86,7 @@ tokenizer, pretrained on the tiny world's synthetic corpus. Load it with
 `AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`, or as `--model tiny`.
 
 Made by `r1lab pretrain-tiny --seed {c['seed']} --install` ({s['steps']} steps of {c['batch_size']} x
-{c['sequence_length']} tokens, {s['tokens_seen']:,} corpus tokens, {s['wall_seconds'] / 60:.1f} min on 2 CPU cores;
+{c['sequence_length']} tokens, {s['tokens_seen']:,} corpus tokens, {s['wall_seconds'] / 60:.1f} min wall time;
 final training loss {s['final_loss']:.4f}). Model: hidden {c['model']['hidden_size']}, {c['model']['layers']} layers,
 {c['model']['heads']} heads, MLP {c['model']['intermediate_size']}, tied embeddings.
 
