@@ -1,5 +1,6 @@
 """Rule rewards: what counts as a correct answer and a correct format, and containment of bad functions."""
 
+import threading
 import time
 
 import pytest
@@ -107,6 +108,23 @@ def test_a_hanging_reward_times_out_and_scores_zero():
     totals, metrics = score([function], ["q", "q"], ["fast", "slow"], {})
     assert totals == [1.0, 0.0] and metrics["reward_failures/slow"] == 1
     assert time.perf_counter() - started < 2.5
+
+
+def test_hung_calls_do_not_starve_later_ones():
+    release = threading.Event()
+
+    def stuck(prompts, completions, **_):
+        release.wait(30)  # hangs until the test ends
+        return [1.0] * len(completions)
+
+    try:
+        for _ in range(6):  # more hung calls than any small worker pool has workers
+            totals, _ = score([RewardFunction("stuck", stuck, timeout=0.05)], ["q"], ["a"], {})
+            assert totals == [0.0]
+        fine = RewardFunction("fine", lambda p, c, **_: [0.5] * len(c), timeout=1.0)
+        assert score([fine], ["q", "q"], ["a", "b"], {})[0] == [0.5, 0.5]
+    finally:
+        release.set()
 
 
 def test_a_reward_returning_the_wrong_length_is_an_error_that_names_it():

@@ -5,23 +5,31 @@ the batch is scored again sample by sample: every sample whose call raises or ti
 0 and is counted in the metrics, and the first failure of each function is logged with its
 traceback. Returning the wrong number of values is a bug in the function, not in a sample: it
 stops the run with the function's name.
+
+Each call runs in a daemon thread of its own. Python cannot kill a thread, so a call that hangs
+is abandoned: it holds no worker that later calls wait for (as a fixed pool's would once all its
+workers hang), and it does not keep the process alive at exit. A batch whose every sample hangs
+costs one time limit per sample.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import logging
 import math
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("r1lab.rewards")
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="reward")
 
 
 class RewardFunctionError(ValueError):
     """A reward function broke its contract (wrong number of values); names the function."""
+
+
+class RewardTimeout(TimeoutError):
+    """A reward function ran past its time limit."""
 
 
 @dataclass
@@ -36,7 +44,7 @@ class RewardFunction:
     def __call__(self, prompts: list[str], completions: list[str], fields: dict[str, list]) -> list[float | None]:
         try:
             values = self._call_with_timeout(prompts, completions, fields)
-        except (Exception, concurrent.futures.TimeoutError) as error:
+        except Exception as error:
             self._log_failure(error)
             return [self._one(prompts[i], completions[i], {k: [v[i]] for k, v in fields.items()})
                     for i in range(len(completions))]
@@ -47,14 +55,28 @@ class RewardFunction:
             return self._checked(self._call_with_timeout([prompt], [completion], fields), 1)[0]
         except RewardFunctionError:
             raise
-        except (Exception, concurrent.futures.TimeoutError) as error:
+        except Exception as error:
             self.failures += 1
             self._log_failure(error)
             return 0.0
 
     def _call_with_timeout(self, prompts, completions, fields):
-        future = _POOL.submit(self.function, prompts, completions, **fields)
-        return future.result(timeout=self.timeout)
+        outcome: dict = {}
+
+        def call():
+            try:
+                outcome["values"] = self.function(prompts, completions, **fields)
+            except BaseException as error:  # handed to the caller's thread, which decides
+                outcome["error"] = error
+
+        thread = threading.Thread(target=call, name=f"reward-{self.name}", daemon=True)
+        thread.start()
+        thread.join(self.timeout)
+        if thread.is_alive():
+            raise RewardTimeout(f"ran past its {self.timeout}s limit")
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["values"]
 
     def _checked(self, values, expected: int) -> list[float | None]:
         values = list(values)
@@ -66,8 +88,8 @@ class RewardFunction:
     def _log_failure(self, error: BaseException) -> None:
         if not self._logged:
             self._logged = True
-            detail = "".join(traceback.format_exception(error)) if not isinstance(
-                error, concurrent.futures.TimeoutError) else f"ran past its {self.timeout}s limit\n"
+            detail = (f"ran past its {self.timeout}s limit\n" if isinstance(error, RewardTimeout)
+                      else "".join(traceback.format_exception(error)))
             logger.warning("reward function '%s' failed (scored 0; counted in reward_failures/%s):\n%s",
                            self.name, self.name, detail)
 
