@@ -38,7 +38,7 @@ from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.loading import load_model
 from r1lab.llm.logprobs import token_logprobs
 from r1lab.llm.prompts import apply_template
-from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict
+from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict, warmup_then_decay
 from r1lab.tasks.base import TaskItem
 
 
@@ -99,7 +99,8 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
     policy, tokenizer, reference = loaded.policy, loaded.tokenizer, loaded.reference
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                   betas=config.adam_betas, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, config))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_then_decay(
+        step, config.steps, config.warmup_steps, config.lr_schedule))
     stream = PromptStream(items, config.seed)
     sampler = torch.Generator(device=loaded.device).manual_seed(config.seed)
     start_step, history, evaluations = 0, [], []
@@ -292,17 +293,6 @@ def grpo_loss(logprobs, old_logprobs, advantages, mask, config: GRPOConfig, ref_
         per_token = per_token + config.beta * kl
     loss = aggregate_loss(per_token, mask, config.aggregation, max_length=config.max_new_tokens, num_tokens=num_tokens)
     return loss, terms, kl
-
-
-def lr_factor(step: int, config: GRPOConfig) -> float:
-    if config.warmup_steps and step < config.warmup_steps:
-        return (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    if config.lr_schedule == "linear":
-        return max(0.0, 1 - progress)
-    if config.lr_schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return 1.0
 
 
 def length_sorted_micro_batches(completion_mask: torch.Tensor, micro: int) -> list[torch.Tensor]:

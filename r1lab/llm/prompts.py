@@ -34,18 +34,23 @@ def apply_template(name: str, question: str, tokenizer=None) -> str:
 
 def read_jsonl_prompts(path: str | Path, required: tuple[str, ...] = ("prompt", "answer")) -> list[TaskItem]:
     """Rows of `{"prompt": ..., "answer": ..., ...}`; a malformed row stops with its file and line."""
+    return [_row_item(row, where, required) for where, row in jsonl_rows(path, "dataset")]
+
+
+def jsonl_rows(path: str | Path, what: str) -> list[tuple[str, dict]]:
+    """(\"FILE:LINE\", object) for every non-empty line of a JSONL file; a line that is not a JSON
+    object, a missing file or a file without rows stops with one error naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such dataset file")
-    items = []
+        raise FileNotFoundError(f"{path}: no such {what} file")
+    rows = []
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            items.append(_row_item(_parse_row(line, path, number), f"{path}:{number}", required))
-    if not items:
-        raise ValueError(f"{path}: the dataset holds no rows")
-    return items
+            if line.strip():
+                rows.append((f"{path}:{number}", _parse_row(line, f"{path}:{number}")))
+    if not rows:
+        raise ValueError(f"{path}: the {what} file holds no rows")
+    return rows
 
 
 def dataset_prompts(dataset: Any, required: tuple[str, ...] = ("prompt", "answer")) -> list[TaskItem]:
@@ -62,13 +67,13 @@ def load_prompts(source: str | Path | Any, split: str = "train", count: int = 10
     return dataset_prompts(source)
 
 
-def _parse_row(line: str, path: Path, number: int) -> dict:
+def _parse_row(line: str, where: str) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+        raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
     if not isinstance(row, dict):
-        raise ValueError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
+        raise ValueError(f"{where}: expected a JSON object, got {type(row).__name__}")
     return row
 
 

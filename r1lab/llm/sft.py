@@ -8,7 +8,6 @@ both run through `train_sft`.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import resource
@@ -21,8 +20,17 @@ import torch.nn.functional as F
 
 from r1lab.llm.loading import LoraSettings, load_model
 from r1lab.llm.logprobs import sequence_positions
-from r1lab.llm.prompts import apply_template
-from r1lab.runs import ProgressBar, Run, require, rng_state, seed_everything, set_rng_state, to_dict
+from r1lab.llm.prompts import apply_template, jsonl_rows
+from r1lab.runs import (
+    ProgressBar,
+    Run,
+    require,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    to_dict,
+    warmup_then_decay,
+)
 
 
 @dataclass
@@ -59,24 +67,13 @@ class SFTConfig:
 
 
 def read_pairs(path: str | Path) -> list[dict]:
-    """Rows with non-empty string `prompt` and `completion`; a bad row stops with file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such SFT data file")
+    """Rows with string `prompt` and `completion`; a bad row stops with file and line."""
     pairs = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    for where, row in jsonl_rows(path, "SFT data"):
         for key in ("prompt", "completion"):
-            if not isinstance(row, dict) or not isinstance(row.get(key), str):
-                raise ValueError(f"{path}:{number}: needs a string '{key}' field")
+            if not isinstance(row.get(key), str):
+                raise ValueError(f"{where}: needs a string '{key}' field")
         pairs.append(row)
-    if not pairs:
-        raise ValueError(f"{path}: holds no rows")
     return pairs
 
 
@@ -147,8 +144,7 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
     steps = config.max_steps or max(1, math.ceil(config.epochs * len(train) / per_step))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / max(1, config.warmup_steps))
-                                                 * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_then_decay(s, steps, config.warmup_steps))
     order_rng = random.Random(config.seed + 1)
     order, cursor, start_step = list(range(len(train))), 0, 0
     order_rng.shuffle(order)

@@ -10,13 +10,12 @@ config, so both load with `AutoTokenizer` / `AutoModelForCausalLM.from_pretraine
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass, field
 
 import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from r1lab.runs import require
+from r1lab.runs import require, warmup_then_decay
 from r1lab.tasks.corpus import CorpusMix, documents
 from r1lab.tasks.templates import TAGS
 
@@ -130,10 +129,7 @@ def packed_batches(tokenizer, seed: int, batch_size: int, length: int, mix: Corp
 
 def learning_rate(step: int, config: PretrainConfig) -> float:
     """Linear warm-up, then cosine decay to `min_lr_ratio * lr`."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return config.lr * warmup_then_decay(step, config.steps, config.warmup_steps, "cosine", config.min_lr_ratio)
 
 
 def tokenizer_texts(config: PretrainConfig) -> list[str]:

@@ -18,6 +18,7 @@ from r1lab.policy_gradient.config import CONFIGS
 from r1lab.policy_gradient.policies import ActorCritic, NumpyPolicy
 from r1lab.policy_gradient.rollout import ActionAdapter, ObservationEncoder, ObservationNormalizer, make_env
 from r1lab.runs import ConfigError, build, read_config_file
+from r1lab.runs.run_dir import latest_checkpoint
 
 RENDER_MODES = {"ansi": "ansi", "rgb": "rgb_array"}
 
@@ -104,10 +105,10 @@ def load_run(run_dir: str | Path) -> tuple[str, Any, ActorCritic, dict | None]:
         raise ConfigError(f"{run_dir}: not a policy-gradient run (job {algorithm!r}; expected one of "
                           f"{', '.join(CONFIGS)})")
     config = build(CONFIGS[algorithm], read_config_file(run_dir), f"{run_dir}/config.yaml")
-    checkpoints = sorted((run_dir / "checkpoints").glob("step-*"))  # the layout Run.save_checkpoint writes
-    if not checkpoints:
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
         raise ConfigError(f"{run_dir}: no checkpoint to evaluate")
-    state = torch.load(checkpoints[-1] / "state.pt", map_location="cpu", weights_only=False)
+    state = torch.load(checkpoint / "state.pt", map_location="cpu", weights_only=False)
     env = make_env(config.env_id, config.env_kwargs)
     policy = ActorCritic(ObservationEncoder(env.observation_space).size, env.action_space, config.hidden_sizes,
                          config.activation, config.shared_network, config.log_std_init)

@@ -121,8 +121,7 @@ class Run:
         return final
 
     def latest_checkpoint(self) -> Path | None:
-        found = sorted((self.dir / "checkpoints").glob("step-*"))
-        return found[-1] if found else None
+        return latest_checkpoint(self.dir)
 
     def load_checkpoint(self, path: Path | None = None) -> dict[str, Any]:
         """Load the newest checkpoint (or `path`) and trim metrics logged after it."""
@@ -186,3 +185,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, set)):
         return list(value)
     return value
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    """The newest checkpoints/step-N folder of a run (names are zero-padded, so they sort), or None."""
+    found = sorted((Path(run_dir) / "checkpoints").glob("step-*"))
+    return found[-1] if found else None
