@@ -136,3 +136,21 @@ def test_a_lora_model_samples_from_its_adapted_weights(qwen2_dir):
     with model.disable_adapter():  # and the adapters do change what is sampled
         base = generate(model, tokenizer, PROMPTS, SamplingSettings(max_new_tokens=12, temperature=0))
     assert base.texts != ours.texts
+
+
+def test_repeated_prompts_in_any_order_sample_from_the_model_as_the_training_forward_scores_it():
+    # the bundled model ends its answers at different lengths, so finished rows leave the batch
+    # mid-way; the repeats are interleaved, not side by side
+    loaded = load_model("tiny")
+    questions = ["What is 12+5?", "What is 347+85?", "Compute 908-19.", "What is 4+4?"]
+    prompts = [f"{q}" for _ in range(6) for q in questions]
+    out = generate(loaded.policy, loaded.tokenizer, prompts, SamplingSettings(max_new_tokens=48),
+                   torch.Generator().manual_seed(3))
+    lengths = out.lengths
+    assert lengths.min() < lengths.max()  # rows did finish at different steps
+    logprobs, _ = token_logprobs(loaded.policy, out.prompt_ids, out.prompt_mask, out.completion_ids,
+                                 out.completion_mask, share_prompts=False)
+    torch.testing.assert_close(logprobs, out.logprobs, atol=5e-5, rtol=0)
+    greedy = generate(loaded.policy, loaded.tokenizer, prompts, SamplingSettings(max_new_tokens=48, temperature=0))
+    alone = generate(loaded.policy, loaded.tokenizer, questions, SamplingSettings(max_new_tokens=48, temperature=0))
+    assert greedy.texts == alone.texts * 6

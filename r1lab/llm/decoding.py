@@ -36,7 +36,16 @@ def cache_argument(model) -> str:
 
 
 class StaticCacheDecoder:
-    """Llama-family forward on a preallocated KV cache of shape (layers, B, kv_heads, max_length, head_dim)."""
+    """Llama-family forward on preallocated KV caches: one for the distinct prompts, one per row for
+    what each row generates.
+
+    The first call prefills the distinct prompts; `keep_rows(copy_of)` then makes the rows (a GRPO
+    group is G rows of one prompt), and each later call decodes one token per row. A row's query
+    attends to its prompt's keys, stored once however many rows share that prompt, and to its own
+    generated keys: the prompt part is computed for all the rows of a prompt in one matmul, so the
+    keys of a prompt are read from memory once per step, not once per row (at one query per row,
+    attention costs what reading the cache costs).
+    """
 
     @staticmethod
     def supports(model) -> bool:
@@ -60,24 +69,24 @@ class StaticCacheDecoder:
         # one matmul for q, k and v and one for the MLP's gate and up projections: fewer, larger
         # matmuls per step (made afresh for each generate call, so they follow training updates)
         self.layers = [_FusedLayer(layer) for layer in self.body.layers]
-        parameter = next(model.parameters())
-        shape = (len(self.body.layers), batch_size, self.kv_heads, max_length, self.head_dim)
-        self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
-        self.values = torch.zeros_like(self.keys)
-        self.length = 0  # positions of the cache filled so far
+        self.batch_size, self.max_length = batch_size, max_length
+        self.length = 0  # positions filled so far: the prompt, then the generated tokens
 
     def forward(self, tokens: torch.Tensor, positions: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """Logits of the last position. tokens, positions (B, S); valid (B, length + S) marks real tokens."""
+        """Logits of the last position. tokens, positions (B, S); valid (B, length + S) marks real tokens.
+
+        The first call is the prefill of the distinct prompts (S = prompt length); every later call
+        decodes one token for each row (S = 1)."""
         batch, steps = tokens.shape
-        start, end = self.length, self.length + steps
+        prefill = self.length == 0
+        if not prefill and steps != 1:
+            raise ValueError("StaticCacheDecoder decodes one token per row after the prefill")
+        if prefill:
+            self._allocate(tokens, valid[:, :steps])
         hidden = self.body.embed_tokens(tokens)
         cos, sin = self.body.rotary_emb(hidden, positions)
-        if steps > 1:  # prefill: causal within the new tokens, and never attend to padding
-            causal = torch.ones(steps, end, dtype=torch.bool, device=tokens.device).tril(diagonal=start)
-            mask = causal[None, None] & valid[:, None, None, :end]
-        else:
-            mask = None if bool(valid.all()) else valid[:, None, None, :end]
         q_size, kv_size = self.heads * self.head_dim, self.kv_heads * self.head_dim
+        column = self.length - self.prompt_length  # where a decoded token's key goes
         for index, layer in enumerate(self.layers):
             x = F.rms_norm(hidden, hidden.shape[-1:], layer.input_norm, layer.input_eps)
             q, k, v = F.linear(x, layer.qkv_weight, layer.qkv_bias).split([q_size, kv_size, kv_size], dim=-1)
@@ -87,39 +96,83 @@ class StaticCacheDecoder:
                 q, k = layer.q_norm(q), layer.k_norm(k)
             q, k = self.apply_rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
             v = v.view(batch, steps, self.kv_heads, self.head_dim).transpose(1, 2)
-            self.keys[index, :batch, :, start:end] = k
-            self.values[index, :batch, :, start:end] = v
-            keys, values = self.keys[index, :batch, :, :end], self.values[index, :batch, :, :end]
-            if steps == 1:
-                out = self._attend_one(q, keys, values, mask)
+            if prefill:  # causal within the prompt, never attending to padding
+                self.prompt_keys[index], self.prompt_values[index] = k, v
+                causal = torch.ones(steps, steps, dtype=torch.bool, device=tokens.device).tril()
+                out = F.scaled_dot_product_attention(q, k, v, attn_mask=causal[None, None] & self.prompt_valid[:, None, None],
+                                                     scale=self.scaling, enable_gqa=self.kv_heads != self.heads)
             else:
-                out = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=self.scaling,
-                                                     enable_gqa=self.kv_heads != self.heads)
+                self.keys[index, :batch, :, column] = k[:, :, 0]
+                self.values[index, :batch, :, column] = v[:, :, 0]
+                out = self._attend_one(index, q, column + 1)
             hidden = hidden + layer.o_proj(out.transpose(1, 2).reshape(batch, steps, -1))
             x = F.rms_norm(hidden, hidden.shape[-1:], layer.post_norm, layer.post_eps)
             gate, up = F.linear(x, layer.gate_up_weight, layer.gate_up_bias).chunk(2, dim=-1)
             hidden = hidden + layer.down_proj(layer.act(gate) * up)
-        self.length = end
+        self.length += steps
         return self.model.lm_head(self.body.norm(hidden[:, -1]))
 
-    def _attend_one(self, q, keys, values, mask):
-        """One query per row against the cache: two batched matmuls, cheaper on CPU than a
-        flash-attention kernel built for long queries. Grouped KV heads are shared by folding
-        the query heads of a group into the query-length axis."""
+    def _allocate(self, prompt_ids: torch.Tensor, prompt_valid: torch.Tensor) -> None:
+        parameter = next(self.model.parameters())
+        layers, (prompts, self.prompt_length) = len(self.layers), prompt_ids.shape
+        prompt_shape = (layers, prompts, self.kv_heads, self.prompt_length, self.head_dim)
+        self.prompt_keys = torch.zeros(prompt_shape, dtype=parameter.dtype, device=parameter.device)
+        self.prompt_values = torch.zeros_like(self.prompt_keys)
+        self.prompt_valid = prompt_valid.bool()  # (prompts, P): left padding is False
+        shape = (layers, self.batch_size, self.kv_heads, self.max_length - self.prompt_length, self.head_dim)
+        self.keys = torch.zeros(shape, dtype=parameter.dtype, device=parameter.device)
+        self.values = torch.zeros_like(self.keys)
+        self._set_rows(torch.arange(prompts, device=prompt_ids.device))
+
+    def _set_rows(self, prompt_of_row: torch.Tensor) -> None:
+        """Which prompt each row continues, and each row's slot among the rows of its prompt."""
+        self.prompt_of_row = prompt_of_row
+        counts = torch.bincount(prompt_of_row, minlength=self.prompt_keys.shape[1])
+        order = torch.argsort(prompt_of_row, stable=True)
+        first = torch.cumsum(counts, 0) - counts
+        self.slot = torch.empty_like(prompt_of_row)
+        self.slot[order] = torch.arange(prompt_of_row.numel(), device=order.device) - first[prompt_of_row[order]]
+        self.slots = int(counts.max())
+        self.row_prompt_valid = self.prompt_valid[prompt_of_row][:, None, None, :]  # (B, 1, 1, P)
+
+    def _by_prompt(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, kv, g, n) per row -> (prompts, kv, slots * g, n): the rows of a prompt side by side."""
+        rows, kv, group, n = x.shape
+        grouped = x.new_zeros(self.prompt_keys.shape[1], self.slots, kv, group, n)
+        grouped[self.prompt_of_row, self.slot] = x
+        return grouped.transpose(1, 2).reshape(grouped.shape[0], kv, self.slots * group, n)
+
+    def _by_row(self, x: torch.Tensor, group: int) -> torch.Tensor:
+        """The inverse of `_by_prompt`."""
+        prompts, kv, _, n = x.shape
+        return x.view(prompts, kv, self.slots, group, n).transpose(1, 2)[self.prompt_of_row, self.slot]
+
+    def _attend_one(self, index: int, q: torch.Tensor, generated: int) -> torch.Tensor:
+        """One query per row against its prompt's keys and its own `generated` keys. Grouped KV
+        heads are shared by folding the query heads of a group into the query axis."""
         batch, group = q.shape[0], self.heads // self.kv_heads
         q = q.reshape(batch, self.kv_heads, group, self.head_dim)
-        scores = torch.matmul(q, keys.transpose(-1, -2)) * self.scaling  # (B, kv_heads, group, L)
-        if mask is not None:
-            scores = scores.masked_fill(~mask, float("-inf"))
-        out = torch.matmul(scores.softmax(-1), values)  # (B, kv_heads, group, head_dim)
+        keys, values = self.keys[index, :batch, :, :generated], self.values[index, :batch, :, :generated]
+        prompt_scores = self._by_row(torch.matmul(self._by_prompt(q), self.prompt_keys[index].transpose(-1, -2)), group)
+        prompt_scores = prompt_scores.masked_fill(~self.row_prompt_valid, float("-inf"))
+        own_scores = torch.matmul(q, keys.transpose(-1, -2))
+        probs = (torch.cat([prompt_scores, own_scores], dim=-1) * self.scaling).softmax(-1)
+        prompt_probs, own_probs = probs.split([self.prompt_length, generated], dim=-1)
+        out = self._by_row(torch.matmul(self._by_prompt(prompt_probs), self.prompt_values[index]), group)
+        out = out + torch.matmul(own_probs, values)  # (B, kv_heads, group, head_dim)
         return out.reshape(batch, self.heads, 1, self.head_dim)
 
     def keep_rows(self, rows: torch.Tensor) -> None:
-        """Drop finished rows: later steps compute only for the rows still generating.
-        Only the filled part of the cache moves."""
-        kept, filled = rows.numel(), self.length
+        """Make the batch these rows: after the prefill, `rows` maps each row to its prompt; later,
+        it lists the rows still generating. Only the filled part of the cache moves."""
+        filled = self.length - self.prompt_length
+        if filled == 0:  # right after the prefill: rows are copies of prompts
+            self._set_rows(self.prompt_of_row[rows])
+            return
+        kept = rows.numel()
         self.keys[:, :kept, :, :filled] = self.keys[:, rows, :, :filled]
         self.values[:, :kept, :, :filled] = self.values[:, rows, :, :filled]
+        self._set_rows(self.prompt_of_row[rows])
 
 
 class _FusedLayer:
