@@ -88,11 +88,19 @@ def test_micro_batches_accumulate_to_the_full_batch_gradient(qwen2_dir, grpo_bat
     torch.testing.assert_close(grads[0], grads[1], atol=1e-6, rtol=1e-4)
 
 
+RAGGED_LENGTHS = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])
+
+
+def ragged(batch):
+    """The batch with its completions cut to RAGGED_LENGTHS, and their completion mask."""
+    c = batch.completions
+    mask = (torch.arange(c.completion_mask.shape[1])[None] < RAGGED_LENGTHS[:, None]).float()
+    return replace(batch, completions=replace(c, completion_mask=mask)), mask
+
+
 def test_length_sorted_trimmed_micro_batches_give_the_untrimmed_full_batch_gradient(qwen2_dir, grpo_batch):
-    c = grpo_batch.completions
-    lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])  # ragged completions
-    mask = (torch.arange(c.completion_mask.shape[1])[None] < lengths[:, None]).float()
-    batch = replace(grpo_batch, completions=replace(c, completion_mask=mask))
+    batch, mask = ragged(grpo_batch)
+    c = batch.completions
     config = GRPOConfig(loss_type="grpo", micro_batch_size=3, max_new_tokens=10, max_grad_norm=1e9)
 
     model = load_model(qwen2_dir).policy
@@ -108,10 +116,8 @@ def test_length_sorted_trimmed_micro_batches_give_the_untrimmed_full_batch_gradi
 
 
 def test_bnpo_micro_batches_keep_the_sampled_order(qwen2_dir, grpo_batch):
-    c = grpo_batch.completions
-    lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])
-    mask = (torch.arange(c.completion_mask.shape[1])[None] < lengths[:, None]).float()
-    batch = replace(grpo_batch, completions=replace(c, completion_mask=mask))
+    batch, mask = ragged(grpo_batch)
+    c = batch.completions
     config = GRPOConfig(loss_type="bnpo", micro_batch_size=3, max_new_tokens=10, max_grad_norm=1e9)
 
     model = load_model(qwen2_dir).policy
@@ -129,14 +135,13 @@ def test_bnpo_micro_batches_keep_the_sampled_order(qwen2_dir, grpo_batch):
 
 
 def test_micro_batches_group_rows_of_similar_length_and_drop_all_padding_columns(grpo_batch):
-    c = grpo_batch.completions
-    lengths = torch.tensor([1, 10, 3, 7, 2, 9, 5, 4, 10, 6, 8, 2, 3, 1, 7, 5])
-    mask = (torch.arange(c.completion_mask.shape[1])[None] < lengths[:, None]).float()
+    batch, mask = ragged(grpo_batch)
+    c = batch.completions
     micro_batches = grpo_module.length_sorted_micro_batches(mask, 4)
-    assert [lengths[rows].tolist() for rows in micro_batches] == [[1, 1, 2, 2], [3, 3, 4, 5], [5, 6, 7, 7],
+    assert [RAGGED_LENGTHS[rows].tolist() for rows in micro_batches] == [[1, 1, 2, 2], [3, 3, 4, 5], [5, 6, 7, 7],
                                                                   [8, 9, 10, 10]]
     prompt_ids, prompt_mask, completion_ids, completion_mask, width = grpo_module.trimmed(
-        replace(c, completion_mask=mask), micro_batches[0])
+        c, micro_batches[0])
     assert width == 2 and completion_ids.shape == (4, 2) and completion_mask.shape == (4, 2)
     assert prompt_mask[:, 0].any() and prompt_ids.shape == prompt_mask.shape  # no all-padding column left
     assert prompt_mask.sum() == c.prompt_mask[micro_batches[0]].sum()  # and no real token lost
