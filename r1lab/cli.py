@@ -30,6 +30,14 @@ Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override an
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")]
 
 
+def print_error(message: str) -> None:
+    """One red `error:` and the message as plain text: no markup (square brackets in a file name
+    or a pip command stay as written) and no wrapping (one line a script can grep)."""
+    from rich.text import Text
+
+    console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
+
+
 def clear_errors(command):
     """Bad input ends the command with one red line naming the problem, and exit status 2."""
 
@@ -41,7 +49,7 @@ def clear_errors(command):
             return command(*args, **kwargs)
         except (ConfigError, FileNotFoundError, KeyError, ValueError) as error:
             message = error.args[0] if isinstance(error, KeyError) and error.args else error
-            console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+            print_error(str(message))
             raise typer.Exit(2) from None
 
     return wrapper
@@ -91,7 +99,7 @@ def maze(
 
 
 # the jobs of the later stages register themselves on `app`
-from r1lab import cli_llm, cli_rl  # noqa: E402, F401
+from r1lab import cli_llm, cli_report, cli_rl  # noqa: E402, F401
 
 
 def main() -> None:

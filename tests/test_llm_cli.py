@@ -90,7 +90,7 @@ def test_bad_input_is_one_clear_line(qwen2_dir, tmp_path):
         (["r1-zero", "--loss-type", "ppo", "--run-dir", tmp_path / "c"], "'ppo' is not one of"),
         (["grpo", "--model", qwen2_dir, "--rewards", "accuracy,speling", "--run-dir", tmp_path / "d"],
          "unknown reward 'speling'"),
-        (["eval-llm", "--model", tmp_path / "missing", "--run-dir", tmp_path / "e"], "could not load"),
+        (["eval-llm", "--model", tmp_path / "missing", "--run-dir", tmp_path / "e"], "no such model directory"),
         (["sft", "--data", tmp_path / "none.jsonl", "--run-dir", tmp_path / "f"], "no such SFT data file"),
     ]
     for args, message in cases:

@@ -71,9 +71,16 @@ def test_reference_is_only_built_on_request(qwen2_dir):
     assert load_model(qwen2_dir).reference is None
 
 
-def test_a_missing_model_gives_one_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="could not load"):
+def test_a_missing_model_directory_is_named_as_such(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere: no such model directory"):
         load_model(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no such model directory"):
+        load_model("./not/here")
+
+
+def test_a_directory_that_is_not_a_model_gives_one_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="could not load"):
+        load_model(tmp_path)
 
 
 def test_dtype_follows_the_device():

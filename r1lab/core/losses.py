@@ -18,23 +18,35 @@ AGGREGATION_MODES = ("sequence_mean", "token_mean", "sequence_sum_over_max_lengt
 # Schulman, "Approximating KL divergence" (2020). logp and ref_logp are the log-probs, under pi and
 # pi_ref, of tokens sampled from pi; averaging an estimator over such samples estimates
 # KL(pi || pi_ref) = E_{x~pi}[log pi(x) - log pi_ref(x)].
+#
+# As a loss term (differentiated through logp, the samples held fixed) the three differ in what
+# their gradient follows, which decides where each may go:
+#   k1: grad = grad log pi(x); E_pi[grad log pi] = 0, so in a loss it does not regularise at all.
+#       It belongs in the reward (RLHF-PPO's -beta * k1 per token), where it is a value, not a gradient.
+#   k2: grad = (log pi - log pi_ref) grad log pi, whose expectation is grad KL(pi || pi_ref).
+#   k3: grad = (1 - pi_ref/pi) grad log pi, whose expectation is grad KL(pi_ref || pi), the forward KL.
 
 
 def kl_k1(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """k1 = log pi(x) - log pi_ref(x). Unbiased, high variance, can be negative. Any shape."""
+    """k1 = log pi(x) - log pi_ref(x). Unbiased, high variance, can be negative. Any shape.
+
+    Its gradient has zero expectation under pi: use it as a per-token reward, never as a loss term."""
     return logp - ref_logp
 
 
 def kl_k2(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """k2 = 0.5 * (log pi(x) - log pi_ref(x))^2. Biased (close for small KL), low variance, >= 0.
-    Its gradient is the gradient of the true KL. Any shape."""
+
+    As a loss term its gradient is, in expectation, that of KL(pi || pi_ref). Any shape."""
     return 0.5 * (logp - ref_logp) ** 2
 
 
 def kl_k3(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
     """k3 = pi_ref/pi - log(pi_ref/pi) - 1 = exp(d) - d - 1 with d = log pi_ref(x) - log pi(x).
 
-    Unbiased and always >= 0 (exp(d) >= 1 + d); the GRPO paper's KL term. Any shape.
+    Unbiased for KL(pi || pi_ref) in value and always >= 0 (exp(d) >= 1 + d); the GRPO paper's
+    KL term. As a loss term its gradient is, in expectation, that of the forward KL(pi_ref || pi).
+    Any shape.
     """
     log_ratio = ref_logp - logp
     # expm1(d) - d keeps precision when pi and pi_ref agree closely (d ~ 0)

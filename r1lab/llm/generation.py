@@ -14,6 +14,7 @@ import torch
 
 from r1lab.llm.decoding import make_decoder
 from r1lab.llm.logprobs import sequence_positions
+from r1lab.llm.prompts import encode_texts
 
 
 @dataclass
@@ -53,9 +54,16 @@ class Completions:
 
 
 def encode_prompts(tokenizer, prompts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
-    tokenizer.padding_side = "left"
-    batch = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=True)
-    return batch["input_ids"].to(device), batch["attention_mask"].to(device)
+    """Left-padded token ids and attention mask of the prompts (BOS added where not already there)."""
+    rows = encode_texts(tokenizer, prompts)
+    width = max(len(row) for row in rows)
+    ids = torch.full((len(rows), width), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.tensor(row)
+            mask[i, width - len(row):] = 1
+    return ids.to(device), mask.to(device)
 
 
 def stop_token_ids(model, tokenizer) -> list[int]:

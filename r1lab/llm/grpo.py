@@ -248,16 +248,25 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
         micro_batches = list(torch.arange(size).split(micro))
     else:
         micro_batches = length_sorted_micro_batches(c.completion_mask, micro)
+    # with mu > 1, pi_old is the policy before the first pass, computed by the training forward
+    # itself, micro-batch by micro-batch in the shapes the passes use: the first pass's ratio is
+    # then exactly 1. The sampler's log-probs come from other kernels (and in bf16 other
+    # roundings), so taking them as pi_old would clip tokens for numerical reasons alone.
+    old_logprobs = None
+    if config.num_iterations > 1:
+        with torch.no_grad():
+            old_logprobs = [token_logprobs(policy, *trimmed(c, rows)[:4], temperature=config.temperature)[0]
+                            for rows in micro_batches]
     sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     for _ in range(config.num_iterations):
         optimizer.zero_grad(set_to_none=True)
-        for rows in micro_batches:
+        for index, rows in enumerate(micro_batches):
             prompt_ids, prompt_mask, completion_ids, completion_mask, width = trimmed(c, rows)
             logprobs, entropy = token_logprobs(policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                temperature=config.temperature, with_entropy=True)
             row_mask = mask[rows, :width]
             # with mu = 1 the old policy is the current one: ratio = 1 in value, not in gradient
-            old = logprobs.detach() if config.num_iterations == 1 else c.logprobs[rows, :width]
+            old = logprobs.detach() if old_logprobs is None else old_logprobs[index]
             ref = ref_logprobs[rows, :width] if ref_logprobs is not None else None
             loss, terms, kl = grpo_loss(logprobs, old, advantages[rows], row_mask, config, ref,
                                         num_tokens=total_tokens if config.loss_type == "dapo" else None)

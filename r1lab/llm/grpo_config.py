@@ -82,6 +82,12 @@ class GRPOConfig:
         require(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
         require(0 <= self.overlong_buffer < self.max_new_tokens, "overlong_buffer", "must be in [0, max_new_tokens)")
         require(len(self.rewards) > 0, "rewards", "needs at least one reward function")
+        # GRPO puts the KL in the loss; k1's gradient there is beta * grad log pi, whose expectation
+        # under pi is zero: it would not pull the policy toward the reference at all
+        require(not (self.beta > 0 and self.kl_estimator == "k1"), "kl_estimator",
+                "'k1' cannot be the KL term of the GRPO loss: its gradient, beta * grad log pi, is zero in "
+                "expectation, so it does not regularise; use 'k3' (the GRPO paper's) or 'k2'. k1 belongs in "
+                "the reward, as RLHF-PPO uses it")
         # the reference is a plain copy of the model; a LoRA policy's weights do not load into it
         require(not (self.ref_reset_every and self.lora.rank and self.beta > 0), "ref_reset_every",
                 "cannot be combined with LoRA (lora.rank > 0) yet: set it to 0 or train without LoRA")

@@ -1,8 +1,9 @@
 """Load a policy (and on request a frozen reference copy) from `tiny`, a local directory or a hub id.
 
 Nothing here knows the tiny model: `tiny` is only a path to `r1lab/assets/tiny`, and everything
-else goes through `AutoTokenizer` / `AutoModelForCausalLM`. Device and dtype follow what is
-there: CUDA with bf16 when available, else CPU float32.
+else goes through `AutoTokenizer` / `AutoModelForCausalLM`. Device and compute dtype follow what
+is there: CUDA with bf16 when available, else CPU float32. Whatever the compute dtype, the policy
+keeps fp32 weights (see `r1lab.llm.precision`); only the frozen reference is stored in it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from r1lab.llm.precision import parse_dtype, set_compute_dtype
 
 TINY = "tiny"
 
@@ -34,7 +37,7 @@ class LoadedModel:
     tokenizer: Any
     reference: Any | None
     device: torch.device
-    dtype: torch.dtype
+    dtype: torch.dtype  # the compute dtype of forwards; the policy's weights are fp32 whatever it is
     source: str
 
 
@@ -43,12 +46,22 @@ def tiny_model_path() -> Path:
 
 
 def resolve_model_path(name: str | Path) -> str:
+    """`tiny`, a local directory, or a hub id. Something written as a path (`./x`, `/x`, `~/x`,
+    `a/b/c`) that does not exist is a missing directory, not a hub id to look up."""
     if str(name) == TINY:
         path = tiny_model_path()
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"the bundled tiny model is missing from {path}; run `r1lab pretrain-tiny`")
         return str(path)
-    return str(name)
+    text = str(name)
+    if not Path(text).expanduser().exists() and looks_like_path(text):
+        raise FileNotFoundError(f"{text}: no such model directory")
+    return str(Path(text).expanduser()) if text.startswith("~") else text
+
+
+def looks_like_path(text: str) -> bool:
+    """Hub ids are `name` or `owner/name`; anything else with a separator is a file system path."""
+    return text.startswith(("/", "./", "../", "~", ".\\")) or text.count("/") > 1 or "\\" in text or text.endswith("/")
 
 
 def pick_device(device: str | None = None) -> torch.device:
@@ -58,12 +71,12 @@ def pick_device(device: str | None = None) -> torch.device:
 
 
 def pick_dtype(device: torch.device, dtype: str | None = None) -> torch.dtype:
+    """The compute dtype: the one asked for, else bf16 on a GPU that has it, else float32."""
     if dtype:
-        names = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-                 "float16": torch.float16, "fp16": torch.float16}
-        if dtype not in names:
-            raise ValueError(f"dtype '{dtype}' is not one of {', '.join(names)}")
-        return names[dtype]
+        chosen = parse_dtype(dtype)
+        if chosen == torch.float16:
+            raise ValueError("dtype 'float16' needs loss scaling, which r1lab does not do; use 'bfloat16' or 'float32'")
+        return chosen
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
     return torch.float32
@@ -92,7 +105,11 @@ def load_model(
     lora: LoraSettings | None = None,
     gradient_checkpointing: bool = False,
 ) -> LoadedModel:
-    """Policy, tokenizer and (when `reference`) a frozen copy of the initial policy."""
+    """Policy, tokenizer and (when `reference`) a frozen copy of the initial policy.
+
+    The policy keeps fp32 weights (and so fp32 optimiser state) and runs its forwards in the
+    compute dtype `dtype` under autocast; the reference, which never trains, is stored in it.
+    """
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(name)
@@ -100,16 +117,17 @@ def load_model(
     torch_dtype = pick_dtype(torch_device, dtype)
     tokenizer = load_tokenizer(name)
     try:
-        policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     except (OSError, ValueError) as error:
         raise FileNotFoundError(
             f"could not load model '{name}': not the bundled 'tiny', not a local model directory, "
             f"and not reachable on the hub ({error})"
         ) from None
     policy.to(torch_device)
+    set_compute_dtype(policy, torch_dtype)
     if policy.generation_config is not None and policy.generation_config.pad_token_id is None:
         policy.generation_config.pad_token_id = tokenizer.pad_token_id
-    frozen = freeze(copy.deepcopy(policy)) if reference else None
+    frozen = freeze(copy.deepcopy(policy).to(torch_dtype)) if reference else None
     if lora is not None and lora.rank > 0:
         policy = apply_lora(policy, lora)
     if gradient_checkpointing:

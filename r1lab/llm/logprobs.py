@@ -17,6 +17,7 @@ import torch
 
 from r1lab.core import categorical_entropy
 from r1lab.llm.decoding import cache_argument
+from r1lab.llm.precision import autocast
 
 
 def sequence_positions(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -39,14 +40,17 @@ def token_logprobs(
     """log softmax(logits / T) at each completion token, (B, T), zero where the mask is 0.
 
     Differentiable when called with gradients enabled; `with_entropy` also returns the entropy
-    of softmax(logits / T) at each completion position (B, T), computed without gradient.
+    of softmax(logits / T) at each completion position (B, T), computed without gradient. The
+    forward runs in the model's compute dtype (autocast over fp32 weights); the log-softmax in fp32.
     """
     chunk_size = chunk_size or prompt_ids.shape[0]
     logprob_chunks, entropy_chunks = [], []
     for start in range(0, prompt_ids.shape[0], chunk_size):
         rows = slice(start, start + chunk_size)
-        logits = completion_logits(model, prompt_ids[rows], prompt_mask[rows], completion_ids[rows],
-                                   completion_mask[rows], share_prompts).float()
+        with autocast(model):
+            logits = completion_logits(model, prompt_ids[rows], prompt_mask[rows], completion_ids[rows],
+                                       completion_mask[rows], share_prompts)
+        logits = logits.float()
         if temperature != 1.0:
             logits = logits / temperature
         targets = completion_ids[rows].unsqueeze(-1)

@@ -32,6 +32,23 @@ def apply_template(name: str, question: str, tokenizer=None) -> str:
     raise ValueError(f"unknown template '{name}'; templates: {', '.join(TEMPLATES)}")
 
 
+def encode_texts(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text, with the tokenizer's special tokens (BOS) added only where the text
+    does not already start with BOS: text from a chat template (Llama 3's, say) already holds it,
+    and tokenising it with special tokens would give the model two BOS tokens, a sequence it
+    never saw in training."""
+    bos = getattr(tokenizer, "bos_token", None)
+    templated = [bool(bos) and text.startswith(bos) for text in texts]
+    ids: list[list[int]] = [[] for _ in texts]
+    for has_bos in (False, True):
+        rows = [i for i, flag in enumerate(templated) if flag == has_bos]
+        if rows:
+            encoded = tokenizer([texts[i] for i in rows], add_special_tokens=not has_bos)["input_ids"]
+            for i, row in zip(rows, encoded):
+                ids[i] = list(row)
+    return ids
+
+
 def read_jsonl_prompts(path: str | Path, required: tuple[str, ...] = ("prompt", "answer")) -> list[TaskItem]:
     """Rows of `{"prompt": ..., "answer": ..., ...}`; a malformed row stops with its file and line."""
     return [_row_item(row, where, required) for where, row in jsonl_rows(path, "dataset")]

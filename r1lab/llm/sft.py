@@ -20,7 +20,8 @@ import torch.nn.functional as F
 
 from r1lab.llm.loading import LoraSettings, load_model
 from r1lab.llm.logprobs import sequence_positions
-from r1lab.llm.prompts import apply_template, jsonl_rows
+from r1lab.llm.precision import autocast
+from r1lab.llm.prompts import apply_template, encode_texts, jsonl_rows
 from r1lab.runs import (
     ProgressBar,
     Run,
@@ -81,7 +82,7 @@ def encode_pairs(tokenizer, pairs: list[dict], template: str, max_length: int) -
     """(token ids of prompt + completion + EOS, prompt length) per pair, cut to `max_length`."""
     encoded = []
     for row, pair in enumerate(pairs, start=1):
-        prompt = tokenizer(apply_template(template, pair["prompt"], tokenizer), add_special_tokens=True)["input_ids"]
+        prompt = encode_texts(tokenizer, [apply_template(template, pair["prompt"], tokenizer)])[0]
         if len(prompt) >= max_length:  # nothing of the completion would be left to learn from
             raise ValueError(f"pair {row}: the prompt alone is {len(prompt)} tokens and max_length is {max_length}; "
                              "raise max_length or shorten the prompt")
@@ -104,8 +105,9 @@ def collate(examples: list[tuple[list[int], int]], pad_id: int) -> tuple[torch.T
 
 def completion_loss_sum(model, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
     """Sum of cross-entropy over completion tokens, and how many there are."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                   position_ids=sequence_positions(attention_mask), use_cache=False).logits
+    with autocast(model):
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       position_ids=sequence_positions(attention_mask), use_cache=False).logits
     targets = labels[:, 1:]
     loss = F.cross_entropy(logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="sum")
     return loss, int((targets != -100).sum())

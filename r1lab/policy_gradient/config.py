@@ -166,7 +166,8 @@ class PPOConfig(CommonConfig):
     clip_value      clip the critic's change to +-clip_value around its rollout values; None: off
     vf_coef, ent_coef   weights of the value loss and the entropy bonus
     max_grad_norm   clip the gradient's global norm
-    kl_stop         stop this batch's epochs once a minibatch's approximate KL exceeds it; None: off
+    kl_stop         stop this batch's epochs, before its step, at the first minibatch whose approximate KL
+                    to the rollout policy exceeds it (Stable-Baselines3's order); None: off
     kl_beta, kl_target   the penalty's starting beta and the KL it steers toward
     """
 

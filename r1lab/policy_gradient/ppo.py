@@ -118,6 +118,10 @@ def improve(policy: ActorCritic, params: FlatParameters, optimizer: torch.optim.
     for minibatch in minibatches(batch, config.epochs, config.minibatch_size):
         dist_params, values = policy(minibatch.obs)
         logp = policy.log_prob(dist_params, minibatch.actions)
+        # checked before the step, as Stable-Baselines3 does: the step that would move the policy
+        # further once it is already past kl_stop is not taken
+        if config.kl_stop is not None and kl_k3(minibatch.logp, logp.detach()).mean().item() > config.kl_stop:
+            break
         advantages = minibatch.advantages
         if config.normalize_advantages and not whole_batch:
             advantages = whiten(advantages)  # per minibatch, as SB3 and CleanRL do
@@ -140,8 +144,6 @@ def improve(policy: ActorCritic, params: FlatParameters, optimizer: torch.optim.
         # diagnostics are computed once, after the epochs, from what each step saw
         steps.append((policy_loss.detach(), critic_loss.detach(), grad_norm, logp.detach(), minibatch.logp,
                       advantages))
-        if config.kl_stop is not None and kl_k3(minibatch.logp, logp.detach()).mean().item() > config.kl_stop:
-            break  # the policy moved past kl_stop: no more steps on this batch
     return diagnostics(steps, clip_coef)
 
 
