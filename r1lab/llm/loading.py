@@ -82,9 +82,18 @@ def pick_dtype(device: torch.device, dtype: str | None = None) -> torch.dtype:
     return torch.float32
 
 
+def quiet_transformers() -> None:
+    """transformers' own progress bars ("Loading weights", "Writing model shards") off: r1lab's
+    progress bar and summaries are the output."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_tokenizer(name: str | Path):
     from transformers import AutoTokenizer
 
+    quiet_transformers()
     path = resolve_model_path(name)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from r1lab.llm.loading import quiet_transformers
 from r1lab.llm.tiny import (
     PretrainConfig,
     build_model,
@@ -27,6 +28,7 @@ def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet:
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
+    quiet_transformers()
     run = Run(run_dir, "pretrain-tiny", config, resume=resume)
     tokenizer = build_tokenizer(tokenizer_texts(config), config.vocab_size)
     model = build_model(config.model, tokenizer)
