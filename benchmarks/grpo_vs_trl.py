@@ -5,13 +5,18 @@ TRL is never a dependency of r1lab; this script runs in an environment of its ow
     python3 -m venv .bench-venv-trl
     .bench-venv-trl/bin/pip install torch==2.13.0
     .bench-venv-trl/bin/pip install trl -e .
-    .bench-venv-trl/bin/python benchmarks/grpo_vs_trl.py --steps 20
+    .bench-venv-trl/bin/python benchmarks/grpo_vs_trl.py --grid --steps 12   # the 8-cell grid
+    .bench-venv-trl/bin/python benchmarks/grpo_vs_trl.py --steps 20          # one cell (16 x 8, 128 tokens)
 
 Both train the bundled tiny model on R1-Zero-templated arithmetic with the accuracy and format
 rewards, G completions for each of P prompts per optimiser step, one pass per batch (mu = 1),
-beta = 0, the paper's per-sequence loss, rewards scaled by the group's std. Prints JSON: seconds
-per step (median), completion tokens per second, the reward curve of both, the ratio, and where a
-step's time goes: generation (sampling), rollout (sampling, rewards, advantages) and learning.
+the paper's per-sequence loss, rewards scaled by the group's std, and with beta > 0 the k3 KL to
+a frozen reference. `--grid` runs every cell of prompts x samples {8 x 8, 16 x 8}, new tokens
+{32, 128} and beta {0, 0.04}; in each cell the two trainers alternate, r1lab first in even cells.
+Prints JSON: per cell, seconds per step (median), completion tokens per second, the reward curve
+of both, the ratio, and where a step's time goes: generation (sampling), rollout (sampling,
+rewards, advantages and, in TRL, the reference forward) and learning (in r1lab, with the
+reference forward, reported apart as `reference_seconds_median`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ import torch
 
 def settings(args) -> dict:
     return dict(group_size=args.group_size, prompts_per_step=args.prompts, max_new_tokens=args.max_new_tokens,
-                lr=args.lr, steps=args.steps, temperature=1.0, seed=args.seed, micro_batch_size=args.micro_batch)
+                lr=args.lr, steps=args.steps, temperature=1.0, seed=args.seed, micro_batch_size=args.micro_batch,
+                beta=args.beta)
 
 
 def run_r1lab(args, items, workdir: Path) -> dict:
@@ -38,7 +44,7 @@ def run_r1lab(args, items, workdir: Path) -> dict:
     from r1lab.llm.grpo_config import GRPOConfig
     from r1lab.rewards import reward_functions, scorer
 
-    config = GRPOConfig(model="tiny", template="r1-zero", loss_type="grpo", scale_rewards="group", beta=0.0,
+    config = GRPOConfig(model="tiny", template="r1-zero", loss_type="grpo", scale_rewards="group",
                         num_iterations=1, max_grad_norm=1.0, adam_betas=(0.9, 0.999), checkpoint_every=10**6,
                         log_samples_every=0, save_model=False, **settings(args))
     train_grpo(config, workdir / "r1lab", items, scorer(reward_functions(["accuracy", "format"])), quiet=True)
@@ -50,7 +56,8 @@ def run_r1lab(args, items, workdir: Path) -> dict:
             "reward_curve": [round(r["reward"], 4) for r in records],
             "generation_seconds_median": statistics.median(r["time/generation"] for r in records),
             "rollout_seconds_median": statistics.median(r["time/generation"] + r["time/scoring"] for r in records),
-            "learning_seconds_median": statistics.median(r["time/learning"] for r in records)}
+            "learning_seconds_median": statistics.median(r["time/learning"] for r in records),
+            "reference_seconds_median": statistics.median(r.get("time/reference", 0.0) for r in records)}
 
 
 def run_trl(args, items, workdir: Path) -> dict:
@@ -86,7 +93,7 @@ def run_trl(args, items, workdir: Path) -> dict:
         per_device_train_batch_size=args.micro_batch,
         gradient_accumulation_steps=completions_per_step // args.micro_batch,
         num_generations=args.group_size, max_completion_length=args.max_new_tokens, temperature=1.0,
-        beta=0.0, num_iterations=1, loss_type="grpo", scale_rewards="group", epsilon=0.2, max_grad_norm=1.0,
+        beta=args.beta, num_iterations=1, loss_type="grpo", scale_rewards="group", epsilon=0.2, max_grad_norm=1.0,
         weight_decay=0.0, warmup_steps=0, logging_steps=1, report_to="none", save_strategy="no", seed=args.seed,
         bf16=False, use_cpu=True, disable_tqdm=True, top_k=0,
     )
@@ -124,33 +131,61 @@ def timed(obj, method: str) -> list[float]:
     return seconds
 
 
+GRID = [dict(prompts=prompts, max_new_tokens=tokens, beta=beta)
+        for prompts in (8, 16) for tokens in (32, 128) for beta in (0.0, 0.04)]
+
+
+def run_cell(args, items) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        runners = [("r1lab", run_r1lab), ("trl", run_trl)]
+        results = {name: runner(args, items, Path(tmp) / name) for name, runner in
+                   (runners if args.r1lab_first else runners[::-1])}
+    ours, theirs = results["r1lab"], results["trl"]
+    window = max(1, args.steps // 4)
+    return {
+        "settings": {**settings(args), "threads": args.threads, "torch": torch.__version__},
+        "r1lab": ours, "trl": theirs,
+        "step_speedup": theirs["seconds_per_step_median"] / ours["seconds_per_step_median"],
+        "tokens_per_second_ratio": ours["completion_tokens_per_second"] / theirs["completion_tokens_per_second"],
+        "reward_last_quarter": {"r1lab": statistics.mean(ours["reward_curve"][-window:]),
+                                "trl": statistics.mean(theirs["reward_curve"][-window:])},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--group-size", type=int, default=8)
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=128)
+    parser.add_argument("--beta", type=float, default=0.0)
     parser.add_argument("--micro-batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--grid", action="store_true", help="every cell of the 8-cell grid")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     from r1lab.tasks import ArithmeticTask
 
     items = ArithmeticTask(max_digits=3).items(4000, "train", seed=args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        ours = run_r1lab(args, items, Path(tmp))
-        theirs = run_trl(args, items, Path(tmp))
-    window = max(1, args.steps // 4)
-    result = {
-        "settings": {**settings(args), "threads": args.threads, "torch": torch.__version__},
-        "r1lab": ours, "trl": theirs,
-        "step_speedup": theirs["seconds_per_step_median"] / ours["seconds_per_step_median"],
-        "reward_last_quarter": {"r1lab": statistics.mean(ours["reward_curve"][-window:]),
-                                "trl": statistics.mean(theirs["reward_curve"][-window:])},
-    }
-    json.dump(result, sys.stdout, indent=2)
+    if not args.grid:
+        args.r1lab_first = True
+        json.dump(run_cell(args, items), sys.stdout, indent=2)
+        print()
+        return
+    cells = []
+    for index, cell in enumerate(GRID):
+        for key, value in cell.items():
+            setattr(args, key, value)
+        args.r1lab_first = index % 2 == 0
+        cells.append(run_cell(args, items))
+        print(f"cell {index + 1}/{len(GRID)} {cell}: {cells[-1]['step_speedup']:.2f}x", file=sys.stderr)
+    summary = [{**cell, "speedup": round(result["step_speedup"], 2),
+                "r1lab_seconds": round(result["r1lab"]["seconds_per_step_median"], 3),
+                "trl_seconds": round(result["trl"]["seconds_per_step_median"], 3)}
+               for cell, result in zip(GRID, cells)]
+    json.dump({"grid": summary, "cells": cells}, sys.stdout, indent=2)
     print()
 
 

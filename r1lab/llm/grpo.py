@@ -235,11 +235,12 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
     size, micro = c.completion_ids.shape[0], config.micro_batch_size
     advantages = batch.advantages.to(c.logprobs.device)[:, None]
     total_tokens = mask.sum().clamp(min=1)
-    ref_logprobs = None
+    ref_logprobs, reference_started = None, time.perf_counter()
     if config.beta > 0:
         with torch.no_grad():
             ref_logprobs, _ = token_logprobs(reference, c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask,
                                              temperature=config.temperature, chunk_size=micro)
+    reference_seconds = time.perf_counter() - reference_started
     # each micro-batch is cut to its own real width; sorting rows by length first puts rows of
     # similar length together, so little compute goes to padding. The step's loss is a sum over
     # rows for every loss type but bnpo, whose token mean is per micro-batch by definition: its
@@ -283,7 +284,7 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
             raise FloatingPointError("GRPO: the gradient norm is not finite; lower lr or check the rewards")
         sums["grad_norm"] += float(grad_norm)
         optimizer.step()
-    return {key: value / config.num_iterations for key, value in sums.items()}
+    return {**{key: value / config.num_iterations for key, value in sums.items()}, "time/reference": reference_seconds}
 
 
 def grpo_loss(logprobs, old_logprobs, advantages, mask, config: GRPOConfig, ref_logprobs=None, num_tokens=None):
