@@ -6,10 +6,16 @@ the batch is scored again sample by sample: every sample whose call raises or ti
 traceback. Returning the wrong number of values is a bug in the function, not in a sample: it
 stops the run with the function's name.
 
-Each call runs in a daemon thread of its own. Python cannot kill a thread, so a call that hangs
-is abandoned: it holds no worker that later calls wait for (as a fixed pool's would once all its
-workers hang), and it does not keep the process alive at exit. A batch whose every sample hangs
-costs one time limit per sample.
+Where a call runs is the function's `isolation`:
+
+- "thread" (the built-in rules that are linear in the completion's length): a daemon thread of
+  its own. Python cannot kill a thread, so a call that hangs is abandoned: it holds no worker
+  that later calls wait for, and it does not keep the process alive at exit. But one that holds
+  the GIL (a regex or big-integer loop in C) stalls the whole process, its limit or not;
+- "process" (functions that may be slow or are not ours: user functions, math-verify's sympy):
+  a warm worker process (`worker.py`), killed at the limit and replaced, so the limit is real.
+
+A batch whose every sample hangs costs one time limit per sample.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from r1lab.rewards.worker import RewardWorker, RewardWorkerTimeout, check_importable
 
 logger = logging.getLogger("r1lab.rewards")
 
@@ -32,19 +40,47 @@ class RewardTimeout(TimeoutError):
     """A reward function ran past its time limit."""
 
 
+ISOLATIONS = ("thread", "process")
+
+
 @dataclass
 class RewardFunction:
+    """A reward function with its weight, time limit (None: none) and where it runs (`isolation`)."""
+
     name: str
     function: Callable
     weight: float = 1.0
-    timeout: float = 10.0
+    timeout: float | None = 10.0
+    isolation: str = "thread"
     failures: int = 0
     _logged: bool = field(default=False, repr=False)
+    _worker: RewardWorker | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.isolation not in ISOLATIONS:
+            raise ValueError(f"reward function '{self.name}': isolation must be one of {', '.join(ISOLATIONS)}, "
+                             f"not {self.isolation!r}")
+        if self.isolation == "process":
+            try:
+                check_importable(self.function)
+            except TypeError as error:
+                raise TypeError(f"reward function '{self.name}' runs in a worker process, so it must be a "
+                                f"module-level function of an importable module: {error}") from error
+            self._worker = RewardWorker(self.name)
+
+    def close(self) -> None:
+        """Stop the worker process, if there is one (it also ends when the training process does)."""
+        if self._worker is not None:
+            self._worker.close()
 
     def __call__(self, prompts: list[str], completions: list[str], fields: dict[str, list]) -> list[float | None]:
         try:
             values = self._call_with_timeout(prompts, completions, fields)
         except Exception as error:
+            if len(completions) == 1:  # the batch was the sample: calling it again would fail again
+                self.failures += 1
+                self._log_failure(error)
+                return [0.0]
             self._log_failure(error)
             return [self._one(prompts[i], completions[i], {k: [v[i]] for k, v in fields.items()})
                     for i in range(len(completions))]
@@ -61,6 +97,8 @@ class RewardFunction:
             return 0.0
 
     def _call_with_timeout(self, prompts, completions, fields):
+        if self._worker is not None:
+            return self._worker.call(self.function, prompts, completions, fields, self.timeout)
         outcome: dict = {}
 
         def call():
@@ -88,7 +126,7 @@ class RewardFunction:
     def _log_failure(self, error: BaseException) -> None:
         if not self._logged:
             self._logged = True
-            detail = (f"ran past its {self.timeout}s limit\n" if isinstance(error, RewardTimeout)
+            detail = (f"{error}\n" if isinstance(error, (RewardTimeout, RewardWorkerTimeout))
                       else "".join(traceback.format_exception(error)))
             logger.warning("reward function '%s' failed (scored 0; counted in reward_failures/%s):\n%s",
                            self.name, self.name, detail)
