@@ -1,23 +1,38 @@
-"""Reading answers and format out of completions: the parsing every rule reward and evaluation shares."""
+"""Reading answers and format out of completions: the parsing every rule reward and evaluation shares.
+
+Completions are model output, so every parser here is linear in their length: a scan with
+str.find, never a regex that can backtrack (a lazy `<think>.*?</think>.*?<answer>` search took
+seconds on 100k characters of repeated tags).
+"""
 
 from __future__ import annotations
 
 import re
 
-ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-STRICT_FORMAT = re.compile(r"^\s*<think>(?:(?!<think>|</think>|<answer>|</answer>).)*</think>\s*"
-                           r"<answer>(?:(?!<think>|</think>|<answer>|</answer>).)*</answer>\s*$", re.DOTALL)
-SOFT_FORMAT = re.compile(r"<think>.*?</think>.*?<answer>.*?</answer>", re.DOTALL)
+from r1lab.rewards.language import mixes_languages  # noqa: F401 - its home was here; evaluation imports it
+
 NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")
-LATIN_WORD = re.compile(r"[A-Za-z]{2,}")
-TAG = re.compile(r"</?(?:think|answer)>")
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
 
 
 def answer_in_tags(text: str) -> str | None:
     """The content of the last <answer>...</answer>, stripped; None when there is none."""
-    found = ANSWER_TAG.findall(text)
-    return found[-1].strip() if found else None
+    found = last_answer_block(text)
+    return found.strip() if found is not None else None
+
+
+def last_answer_block(text: str) -> str | None:
+    """The content of the last <answer>...</answer> as written (not stripped); None when there is none.
+
+    Pairs are read left to right, each <answer> with the first </answer> after it.
+    """
+    found, position = None, 0
+    while (start := text.find("<answer>", position)) >= 0:
+        end = text.find("</answer>", start + len("<answer>"))
+        if end < 0:
+            break
+        found, position = text[start + len("<answer>") : end], end + len("</answer>")
+    return found
 
 
 def answer_in_boxed(text: str) -> str | None:
@@ -52,21 +67,34 @@ def extract_answer(text: str, method: str = "answer_tag") -> str | None:
 
 
 def follows_strict_format(text: str) -> bool:
-    """`<think> ... </think> <answer> ... </answer>` and nothing else (R1-Zero's format)."""
-    return STRICT_FORMAT.match(text) is not None
+    """`<think> ... </think> <answer> ... </answer>` and nothing else (R1-Zero's format).
+
+    Each tag exactly once, in that order, only whitespace around the two blocks and between them.
+    """
+    body = text.strip()
+    if not (body.startswith("<think>") and body.endswith("</answer>")):
+        return False
+    if any(body.count(tag) != 1 for tag in TAGS):
+        return False
+    think_end, answer_start = body.find("</think>"), body.find("<answer>")
+    return think_end < answer_start and not body[think_end + len("</think>") : answer_start].strip()
 
 
 def follows_soft_format(text: str) -> bool:
-    """A think block followed somewhere by an answer block; other text allowed around them."""
-    return SOFT_FORMAT.search(text) is not None
+    """A think block followed somewhere by an answer block; other text allowed around them.
+
+    <think>, then </think>, then <answer>, then </answer>, each searched after the one before.
+    """
+    position = 0
+    for tag in TAGS:
+        found = text.find(tag, position)
+        if found < 0:
+            return False
+        position = found + len(tag)
+    return True
 
 
 def tag_count_score(text: str) -> float:
     """Partial credit: 0.25 for each of the four tags that appears exactly once."""
     return sum(0.25 for tag in ("<think>", "</think>", "<answer>", "</answer>") if text.count(tag) == 1)
 
-
-def mixes_languages(text: str) -> bool:
-    """True when the text holds both CJK characters and Latin words (tags aside)."""
-    bare = TAG.sub(" ", text)
-    return bool(CJK.search(bare)) and bool(LATIN_WORD.search(bare))
