@@ -8,21 +8,36 @@ from typing import Annotated
 
 import typer
 
-from r1lab.cli import Preset, Quiet, RunDir, Sets, app, clear_errors, console
+from r1lab.cli import (
+    Overwrite,
+    Preset,
+    PrintConfig,
+    Quiet,
+    RunDir,
+    Sets,
+    app,
+    clear_errors,
+    console,
+    print_config,
+)
 
 ALGORITHMS = ("reinforce", "trpo", "ppo")
 # the shipped preset of an env, as r1lab/configs/ALGORITHM-NAME.yaml
 PRESET_NAMES = {"CartPole-v1": "cartpole", "Acrobot-v1": "acrobot", "Pendulum-v1": "pendulum", "r1lab/Maze-v0": "maze"}
 
-Env = Annotated[str | None, typer.Option("--env", help="A registered Gymnasium id, e.g. CartPole-v1 or r1lab/Maze-v0.")]
-Seed = Annotated[int | None, typer.Option("--seed", help="Random seed.")]
-TotalSteps = Annotated[int | None, typer.Option("--total-steps", help="Environment steps to train for.")]
+Env = Annotated[str | None, typer.Option("--env", help="A registered Gymnasium id, e.g. CartPole-v1 or r1lab/Maze-v0, "
+                                                        "or module:EnvId, which imports module first [default: CartPole-v1].")]
+GymPackages = Annotated[list[str] | None, typer.Option("--gym-packages", help="Modules to import first, so that they "
+                                                                             "register their envs (repeatable).")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Random seed [default: 0].")]
+TotalSteps = Annotated[int | None, typer.Option("--total-steps", help="Environment steps to train for "
+                                                                      "[default: the preset's, else 100000].")]
 Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the interrupted run in this directory.")]
 
 
 def shipped_preset(algorithm: str, env_id: str) -> str | None:
     """The tuned preset for this algorithm and env (e.g. ppo-cartpole), when one ships."""
-    name = PRESET_NAMES.get(env_id)
+    name = PRESET_NAMES.get(env_id.rpartition(":")[2])
     if name is None:
         return None
     preset = f"{algorithm}-{name}"
@@ -33,31 +48,42 @@ def shipped_preset(algorithm: str, env_id: str) -> str | None:
 @clear_errors
 def train(
     algorithm: Annotated[str, typer.Argument(help="reinforce, trpo or ppo.")],
-    env: Env = None, seed: Seed = None, total_steps: TotalSteps = None, run_dir: RunDir = None,
-    preset: Preset = None, sets: Sets = None, resume: Resume = None, quiet: Quiet = False,
+    env: Env = None, gym_packages: GymPackages = None, seed: Seed = None, total_steps: TotalSteps = None,
+    run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, resume: Resume = None,
+    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False,
 ):
-    """Train REINFORCE, TRPO or PPO on any Gymnasium env (seed §3); without --preset, the env's tuned preset."""
+    """Train REINFORCE, TRPO or PPO on any Gymnasium env (seed §3).
+
+    The env's tuned preset (e.g. ppo-cartpole) applies when one ships; a --preset of yours is
+    layered on top of it, and --set on top of both."""
     from r1lab.policy_gradient import CONFIGS, TRAINERS
     from r1lab.runs import ConfigError, build, default_run_dir, load_config, read_config_file
 
     if algorithm not in ALGORITHMS:
         raise ConfigError(f"unknown algorithm '{algorithm}'; valid algorithms: {', '.join(ALGORITHMS)}")
-    named = {"env_id": env, "seed": seed, "total_steps": total_steps}
+    named = {"env_id": env, "seed": seed, "total_steps": total_steps, "gym_packages": gym_packages or None}
     if resume is not None:
         if preset is not None or sets or any(v is not None for v in named.values()):
             raise ConfigError("--resume continues a run with the config it started with; "
-                              "drop --env, --seed, --total-steps, --preset and --set")
+                              "drop --env, --gym-packages, --seed, --total-steps, --preset and --set")
         _check_job(resume, algorithm)
         config = build(CONFIGS[algorithm], read_config_file(resume), f"{resume}/config.yaml")
         directory = Path(resume)
     else:
-        if preset is None:
-            preset = shipped_preset(algorithm, env or CONFIGS[algorithm]().env_id)
-            if preset is not None and not quiet:
-                console.print(f"preset {preset} (override any key with --set key=value)", highlight=False)
-        config = load_config(CONFIGS[algorithm], preset, overrides=named, sets=sets)
+        if gym_packages:  # a preset lookup may need the ids these packages register
+            from r1lab.policy_gradient.rollout import import_env_packages
+
+            import_env_packages(gym_packages)
+        tuned = shipped_preset(algorithm, env or CONFIGS[algorithm]().env_id)
+        presets = [p for p in (tuned, preset) if p is not None]
+        if tuned is not None and not quiet and not print_only:
+            layered = f", with {preset} on top" if preset is not None else ""
+            console.print(f"preset {tuned}{layered} (override any key with --set key=value)", highlight=False)
+        config = load_config(CONFIGS[algorithm], presets or None, overrides=named, sets=sets)
         directory = Path(run_dir or default_run_dir(algorithm))
-    summary = TRAINERS[algorithm](config, directory, resume=resume is not None, quiet=quiet)
+    if print_only:
+        return print_config(config)
+    summary = TRAINERS[algorithm](config, directory, resume=resume is not None, overwrite=overwrite, quiet=quiet)
     console.print(
         f"{algorithm} on {config.env_id}: eval return {_number(summary['eval_return_mean'])} "
         f"± {_number(summary['eval_return_std'])} over {summary['eval_episodes']} episodes; "

@@ -63,7 +63,7 @@ def test_resume_continues_an_interrupted_run_through_the_cli(tmp_path):
     wrong = r1lab("train", "trpo", "--resume", tmp_path)
     assert wrong.exit_code == 2 and "is a 'ppo' run" in flat(wrong.output)
     mixed = r1lab("train", "ppo", "--resume", tmp_path, "--seed", "2")
-    assert mixed.exit_code == 2 and "drop --env, --seed" in flat(mixed.output)
+    assert mixed.exit_code == 2 and "drop --env" in flat(mixed.output)
 
 
 @pytest.mark.parametrize("args,message", [

@@ -82,7 +82,8 @@ class PromptStream:
 
 def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_completions: Callable,
                *, evaluator: Callable | None = None, eval_every: int = 0, resume: bool = False,
-               quiet: bool = False, stop_after: int | None = None) -> dict:
+               quiet: bool = False, stop_after: int | None = None, overwrite: bool = False,
+               job: str = "grpo") -> dict:
     """Train with GRPO; returns the summary (also written to RUN_DIR/summary.json).
 
     `score_completions(prompts, completions, fields) -> (rewards, metrics)` scores a batch; the
@@ -90,12 +91,14 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
 
     `evaluator(model, tokenizer) -> dict` runs before training, every `eval_every` steps and at
     the end. `stop_after` ends the run early after that many steps (as a kill would), leaving
-    its checkpoint for `--resume`.
+    its checkpoint for `--resume`. `job` names the run (its config.yaml, its progress bar).
     """
     seed_everything(config.seed)
-    run = Run(run_dir, "grpo", config, resume=resume)
+    if not items:
+        raise ValueError("GRPO needs at least one training prompt")
     loaded = load_model(config.model, reference=config.beta > 0, device=config.device, dtype=config.dtype,
                         lora=config.lora, gradient_checkpointing=config.gradient_checkpointing)
+    run = Run(run_dir, job, config, resume=resume, overwrite=overwrite)
     policy, tokenizer, reference = loaded.policy, loaded.tokenizer, loaded.reference
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                   betas=config.adam_betas, weight_decay=config.weight_decay)
@@ -122,7 +125,7 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
     sampling = SamplingSettings(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
     policy.train()
     step = start_step
-    with ProgressBar(config.steps, "grpo", enabled=not quiet) as bar:
+    with ProgressBar(config.steps, job, enabled=not quiet) as bar:
         bar.advance(start_step)
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
@@ -145,7 +148,7 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
             if batch is not None and config.log_samples_every and step % config.log_samples_every == 0:
                 _log_samples(run, step, batch)
             bar.advance(1, info=f"reward {metrics.get('reward', float('nan')):.3f}")
-            if step % config.checkpoint_every == 0 or step == config.steps or step == stop_after:
+            if run.checkpoint_due(step, last=step == config.steps) or step == stop_after:
                 run.save_checkpoint(step, {
                     "policy": policy.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "stream": stream.state(), "sampler": sampler.get_state(),
@@ -155,6 +158,7 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
             if step == stop_after:
                 run.close()
                 return {"stopped_at": step}
+            run.stop_if_requested(step)
 
     if evaluator is not None:
         evaluations.append({"step": step, **evaluator(policy, tokenizer)})

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from r1lab.llm.loading import LoraSettings
-from r1lab.runs import require
+from r1lab.llm.lora import LoraSettings
+from r1lab.runs.config import require
 
 LOSS_TYPES = {  # the user-facing name -> the aggregation mode of r1lab.core.aggregate_loss
     "grpo": "sequence_mean",
@@ -65,7 +65,8 @@ class GRPOConfig:
     # recording
     seed: int = 0
     log_samples_every: int = 10
-    checkpoint_every: int = 50
+    checkpoint_every: int = 25  # steps; one is always written at the end and when a signal stops the run
+    checkpoint_minutes: float = 10.0  # and once this long has passed since the last one
     save_model: bool = True
 
     def __post_init__(self):

@@ -16,19 +16,10 @@ from typing import Any
 
 import torch
 
+from r1lab.llm.lora import LoraSettings
 from r1lab.llm.precision import parse_dtype, set_compute_dtype
 
 TINY = "tiny"
-
-
-@dataclass
-class LoraSettings:
-    """LoRA adapters through `peft` (install the `lora` extra). rank 0 means no LoRA."""
-
-    rank: int = 0
-    alpha: float = 16.0
-    dropout: float = 0.0
-    target_modules: str = "all-linear"
 
 
 @dataclass
@@ -157,7 +148,9 @@ def apply_lora(model, settings: LoraSettings):
     try:
         from peft import LoraConfig, get_peft_model
     except ImportError:
-        raise ImportError("LoRA needs peft: pip install 'r1lab[lora]'") from None
+        from r1lab.runs import ConfigError
+
+        raise ConfigError("LoRA (lora.rank > 0) needs peft: pip install 'r1lab[lora]'") from None
     config = LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=settings.dropout,
                         target_modules=settings.target_modules, task_type="CAUSAL_LM")
     return get_peft_model(model, config)

@@ -12,20 +12,19 @@ import math
 import random
 import resource
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from r1lab.llm.loading import LoraSettings, load_model
+from r1lab.llm.loading import load_model, load_tokenizer
 from r1lab.llm.logprobs import sequence_positions
 from r1lab.llm.precision import autocast
 from r1lab.llm.prompts import apply_template, encode_texts, jsonl_rows
+from r1lab.llm.sft_config import SFTConfig
 from r1lab.runs import (
     ProgressBar,
     Run,
-    require,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -34,55 +33,63 @@ from r1lab.runs import (
 )
 
 
-@dataclass
-class SFTConfig:
-    model: str = "tiny"
-    data: str = ""  # JSONL rows {"prompt": ..., "completion": ...}
-    eval_data: str | None = None  # default: a held-out share of `data`
-    eval_share: float = 0.05
-    template: str = "plain"
-    epochs: float = 1.0
-    max_steps: int = 0  # 0: as many as `epochs` take
-    batch_size: int = 16
-    grad_accumulation: int = 1
-    lr: float = 5e-4
-    warmup_steps: int = 10
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    max_length: int = 512
-    eval_every: int = 50
-    checkpoint_every: int = 100
-    seed: int = 0
-    device: str | None = None
-    dtype: str | None = None
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    gradient_checkpointing: bool = False
-    save_model: bool = True
+def read_pairs(path: str | Path, tokenizer=None) -> list[dict]:
+    """SFT rows in any of TRL's formats, as {"prompt", "completion", "templated"}:
 
-    def __post_init__(self):
-        require(bool(self.data), "data", "is required: a JSONL file of {\"prompt\", \"completion\"} rows")
-        require(self.batch_size >= 1 and self.grad_accumulation >= 1, "batch_size", "and grad_accumulation must be >= 1")
-        require(self.lr > 0, "lr", "must be > 0")
-        require(0 <= self.eval_share < 1, "eval_share", "must be in [0, 1)")
-        require(self.epochs > 0 or self.max_steps > 0, "epochs", "or max_steps must be > 0")
+        {"prompt": "...", "completion": "..."}                          prompt-completion
+        {"messages": [{"role": "user", ...}, {"role": "assistant", ...}]}  conversation: the last
+                                                                        assistant turn is learned
+        {"prompt": [messages], "completion": [messages]}                conversational prompt-completion
 
-
-def read_pairs(path: str | Path) -> list[dict]:
-    """Rows with string `prompt` and `completion`; a bad row stops with file and line."""
+    Conversations go through the tokenizer's chat template (`templated`: no further template is
+    applied). A bad row stops with its file and line."""
     pairs = []
     for where, row in jsonl_rows(path, "SFT data"):
-        for key in ("prompt", "completion"):
-            if not isinstance(row.get(key), str):
-                raise ValueError(f"{where}: needs a string '{key}' field")
-        pairs.append(row)
+        if "messages" in row:
+            messages = _messages(row["messages"], where, "messages")
+            if messages[-1]["role"] != "assistant":
+                raise ValueError(f"{where}: the last message must be the assistant's, the one to learn")
+            pairs.append(_conversation_pair(tokenizer, messages[:-1], messages[-1:], where))
+        elif isinstance(row.get("prompt"), list) or isinstance(row.get("completion"), list):
+            pairs.append(_conversation_pair(tokenizer, _messages(row.get("prompt"), where, "prompt"),
+                                            _messages(row.get("completion"), where, "completion"), where))
+        else:
+            for key in ("prompt", "completion"):
+                if not isinstance(row.get(key), str):
+                    raise ValueError(f"{where}: needs a string '{key}' field (or 'messages', a conversation)")
+            pairs.append({"prompt": row["prompt"], "completion": row["completion"], "templated": False})
     return pairs
+
+
+def _messages(value, where: str, key: str) -> list[dict]:
+    if not isinstance(value, list) or not value or not all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value):
+        raise ValueError(f"{where}: '{key}' must be a non-empty list of {{\"role\", \"content\"}} messages")
+    return value
+
+
+def _conversation_pair(tokenizer, prompt: list[dict], completion: list[dict], where: str) -> dict:
+    """The prompt as the chat template renders it up to the assistant's turn, and the completion
+    as the rest of the rendered conversation (TRL's rule), without the template's final EOS,
+    which `encode_pairs` adds itself."""
+    if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"{where}: a conversation needs a tokenizer with a chat template")
+    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    full_text = tokenizer.apply_chat_template(prompt + completion, tokenize=False)
+    completion_text = (full_text[len(prompt_text):] if full_text.startswith(prompt_text)
+                       else "".join(m["content"] for m in completion))
+    eos = tokenizer.eos_token or ""
+    if eos and completion_text.rstrip().endswith(eos):
+        completion_text = completion_text.rstrip()[: -len(eos)]
+    return {"prompt": prompt_text, "completion": completion_text, "templated": True}
 
 
 def encode_pairs(tokenizer, pairs: list[dict], template: str, max_length: int) -> list[tuple[list[int], int]]:
     """(token ids of prompt + completion + EOS, prompt length) per pair, cut to `max_length`."""
     encoded = []
     for row, pair in enumerate(pairs, start=1):
-        prompt = encode_texts(tokenizer, [apply_template(template, pair["prompt"], tokenizer)])[0]
+        text = pair["prompt"] if pair.get("templated") else apply_template(template, pair["prompt"], tokenizer)
+        prompt = encode_texts(tokenizer, [text])[0]
         if len(prompt) >= max_length:  # nothing of the completion would be left to learn from
             raise ValueError(f"pair {row}: the prompt alone is {len(prompt)} tokens and max_length is {max_length}; "
                              "raise max_length or shorten the prompt")
@@ -127,21 +134,23 @@ def evaluation_loss(model, examples, pad_id: int, batch_size: int, device) -> fl
 
 
 def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
-              stop_after: int | None = None) -> dict:
+              stop_after: int | None = None, overwrite: bool = False) -> dict:
     seed_everything(config.seed)
-    run = Run(run_dir, "sft", config, resume=resume)
-    loaded = load_model(config.model, device=config.device, dtype=config.dtype, lora=config.lora,
-                        gradient_checkpointing=config.gradient_checkpointing)
-    model, tokenizer, device = loaded.policy, loaded.tokenizer, loaded.device
-    pairs = read_pairs(config.data)
+    # the data and the model are checked before the run directory exists: a job that cannot
+    # start leaves nothing behind
+    tokenizer = load_tokenizer(config.model)
+    pairs = read_pairs(config.data, tokenizer)
+    eval_pairs = read_pairs(config.eval_data, tokenizer) if config.eval_data else None
     random.Random(config.seed).shuffle(pairs)
-    if config.eval_data:
-        eval_pairs = read_pairs(config.eval_data)
-    else:
+    if eval_pairs is None:
         cut = int(len(pairs) * config.eval_share)
         eval_pairs, pairs = pairs[:cut], pairs[cut:]
     train = encode_pairs(tokenizer, pairs, config.template, config.max_length)
     held_out = encode_pairs(tokenizer, eval_pairs, config.template, config.max_length)
+    loaded = load_model(config.model, device=config.device, dtype=config.dtype, lora=config.lora,
+                        gradient_checkpointing=config.gradient_checkpointing)
+    model, tokenizer, device = loaded.policy, loaded.tokenizer, loaded.device
+    run = Run(run_dir, "sft", config, resume=resume, overwrite=overwrite)
     per_step = config.batch_size * config.grad_accumulation
     steps = config.max_steps or max(1, math.ceil(config.epochs * len(train) / per_step))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
@@ -162,6 +171,8 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
     else:
         eval_loss_first = (evaluation_loss(model, held_out, tokenizer.pad_token_id, config.batch_size, device)
                            if held_out else None)
+        if eval_loss_first is not None:
+            run.log(0, {"eval_loss": eval_loss_first})  # the untrained model's point on the eval curve
     model.train()
     loss_value, eval_loss = float("nan"), eval_loss_first
     with ProgressBar(steps, "sft", enabled=not quiet) as bar:
@@ -193,7 +204,7 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
                 metrics["eval_loss"] = eval_loss
             run.log(step, metrics)
             bar.advance(1, info=f"loss {loss_value:.3f}")
-            if step % config.checkpoint_every == 0 or step == stop_after:
+            if run.checkpoint_due(step) or step == stop_after:
                 run.save_checkpoint(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                            "schedule": schedule.state_dict(), "order": order, "cursor": cursor,
                                            "order_rng": order_rng.getstate(), "rng": rng_state(), "step": step,
@@ -201,6 +212,7 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
             if step == stop_after:
                 run.close()
                 return {"stopped_at": step}
+            run.stop_if_requested(step)
     if config.save_model:
         model.save_pretrained(run.dir / "model")
         tokenizer.save_pretrained(run.dir / "model")

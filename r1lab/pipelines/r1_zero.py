@@ -8,18 +8,18 @@ writes the before/after table to summary.json and the curves to RUN_DIR/plots/.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-from r1lab.llm.grpo import train_grpo
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.prompts import read_jsonl_prompts
-from r1lab.pipelines.evaluate import EvalSettings, evaluate
 from r1lab.rewards import reward_functions, scorer
-from r1lab.runs import plot_run, require
+from r1lab.runs.config import require
 from r1lab.tasks import get_task
 
+logger = logging.getLogger("r1lab.pipelines")
 CURVES = ["reward", "accuracy", "format_rate", "completion_length/mean", "eval/accuracy",
           "eval/answer_anywhere_accuracy", "eval/format_rate", "eval/mean_length"]
 TABLE_KEYS = ["accuracy", "answer_anywhere_accuracy", "format_rate", "mean_length", "pass_at_k", "mixing_rate"]
@@ -29,6 +29,7 @@ TABLE_KEYS = ["accuracy", "answer_anywhere_accuracy", "format_rate", "mean_lengt
 class GRPOJobConfig(GRPOConfig):
     """GRPO's settings, plus the held-out evaluation (`r1lab grpo`)."""
 
+    eval_dataset: str | None = None  # a JSONL file of held-out prompts; without it, `dataset`'s first 10 %
     eval_items: int = 200
     eval_k: int = 8
     eval_every: int = 0
@@ -56,11 +57,20 @@ class R1ZeroConfig(GRPOJobConfig):
         require(self.template == "r1-zero", "template", "is fixed to 'r1-zero' in this job (use `r1lab grpo` for others)")
 
 
-def training_items(config: GRPOConfig):
-    """(train items, held-out items, task or None) from the dataset file or the built-in task."""
+def training_items(config: GRPOJobConfig):
+    """(train items, held-out items, task or None) from the dataset file or the built-in task.
+
+    A dataset without an `eval_dataset` gives its first 10 % to the held-out evaluation."""
     if config.dataset:
         items = read_jsonl_prompts(config.dataset)
+        if config.eval_dataset:
+            return items, read_jsonl_prompts(config.eval_dataset), None
         cut = max(1, len(items) // 10)
+        if len(items) < 2:
+            raise ValueError(f"{config.dataset}: one row cannot be split into training and held-out prompts; "
+                             "add rows or give --eval-dataset")
+        logger.info("%s: the first %d rows are held out for evaluation (give --eval-dataset to choose them)",
+                    config.dataset, cut)
         return items[cut:], items[:cut], None
     task = get_task(config.task)
     return task.items(config.train_items, "train", config.seed), None, task
@@ -78,7 +88,12 @@ def default_rewards(config: GRPOConfig):
 
 
 def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
-                stop_after: int | None = None) -> dict:
+                stop_after: int | None = None, overwrite: bool = False, job: str = "grpo") -> dict:
+    # imported here: the config classes above are read by the CLI's help, which must not pay for torch
+    from r1lab.llm.grpo import train_grpo
+    from r1lab.pipelines.evaluate import EvalSettings, evaluate
+    from r1lab.runs import plot_run
+
     train, held_out, task = training_items(config)
     if held_out is None:
         held_out = task.items(config.eval_items, "test", config.seed)
@@ -92,7 +107,8 @@ def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, qui
         return evaluate(model, tokenizer, held_out, settings, task)
 
     summary = train_grpo(config, run_dir, train, scorer(default_rewards(config)), evaluator=evaluator,
-                         eval_every=config.eval_every, resume=resume, quiet=quiet, stop_after=stop_after)
+                         eval_every=config.eval_every, resume=resume, quiet=quiet, stop_after=stop_after,
+                         overwrite=overwrite, job=job)
     if "stopped_at" in summary:
         return summary
     before, after = summary["evaluations"][0], summary["evaluations"][-1]

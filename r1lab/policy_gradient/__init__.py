@@ -9,7 +9,7 @@ rollout buffer, job.py what every job does around its loop, evaluate.py the eval
 """
 
 from r1lab.policy_gradient.config import CONFIGS, CommonConfig, PPOConfig, ReinforceConfig, TRPOConfig
-from r1lab.policy_gradient.evaluate import Evaluation, evaluate_policy, load_run
+from r1lab.policy_gradient.evaluate import Evaluation, TrainedPolicy, evaluate_policy, load_policy, load_run
 from r1lab.policy_gradient.policies import ActorCritic, Categorical, DiagGaussian, FlatParameters, NumpyPolicy
 from r1lab.policy_gradient.ppo import train_ppo
 from r1lab.policy_gradient.reinforce import train_reinforce
@@ -20,6 +20,6 @@ TRAINERS = {"reinforce": train_reinforce, "trpo": train_trpo, "ppo": train_ppo}
 
 __all__ = [
     "CONFIGS", "TRAINERS", "ActorCritic", "Categorical", "CommonConfig", "DiagGaussian", "Evaluation", "FlatParameters",
-    "NumpyPolicy", "PPOConfig", "ReinforceConfig", "Rollout", "RolloutCollector", "TRPOConfig", "evaluate_policy",
-    "load_run", "make_vector_env", "train_ppo", "train_reinforce", "train_trpo",
+    "NumpyPolicy", "PPOConfig", "ReinforceConfig", "Rollout", "RolloutCollector", "TRPOConfig", "TrainedPolicy",
+    "evaluate_policy", "load_policy", "load_run", "make_vector_env", "train_ppo", "train_reinforce", "train_trpo",
 ]

@@ -18,7 +18,9 @@ from r1lab.runs import require
 class CommonConfig:
     """What REINFORCE, TRPO and PPO share.
 
-    env_id          any registered Gymnasium id (`r1lab/Maze-v0` included)
+    env_id          any registered Gymnasium id (`r1lab/Maze-v0` included), or `module:EnvId`, which
+                    imports `module` first (Gymnasium's own form)
+    gym_packages    modules to import before the env is made, so that they register their envs
     env_kwargs      keyword arguments for gym.make, e.g. {size: 6} for a random maze
     num_envs        N parallel environments in one gymnasium.vector env
     vectorization   "sync" (all in this process) or "async" (one subprocess each)
@@ -31,11 +33,14 @@ class CommonConfig:
     normalize_obs   running mean/std normalisation of observations (saved in checkpoints)
     normalize_reward  scale rewards by a running std of the discounted return
     eval_episodes   episodes of the deterministic policy evaluated at the end (summary.json)
-    checkpoint_every  iterations between checkpoints (one is always written at the end)
+    checkpoint_every  iterations between checkpoints (one is always written at the end, and when
+                      SIGINT or SIGTERM stops the run)
+    checkpoint_minutes  and one once this long has passed since the last
     torch_threads   intra-op threads; 1 is fastest for these small networks
     """
 
     env_id: str = "CartPole-v1"
+    gym_packages: list[str] = field(default_factory=list)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     num_envs: int = 8
     vectorization: Literal["sync", "async"] = "sync"
@@ -50,13 +55,15 @@ class CommonConfig:
     normalize_reward: bool = False
     seed: int = 0
     eval_episodes: int = 10
-    checkpoint_every: int = 50
+    checkpoint_every: int = 10
+    checkpoint_minutes: float = 10.0
     torch_threads: int = 1
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        from r1lab.policy_gradient.rollout import check_env_id
+        from r1lab.policy_gradient.rollout import check_env_id, import_env_packages
 
+        import_env_packages(self.gym_packages)
         check_env_id(self.env_id)
         require(self.num_envs >= 1, "num_envs", f"must be >= 1, got {self.num_envs}")
         require(self.steps_per_env >= 1, "steps_per_env", f"must be >= 1, got {self.steps_per_env}")

@@ -1,7 +1,8 @@
 """Evaluate a policy: mean and std of the return over N episodes, optionally with a text or RGB rollout.
 
 `evaluate_policy` is what every job runs at its end (summary.json's eval_return_mean /
-eval_return_std); `load_run` rebuilds a trained policy from a run directory for `r1lab eval`.
+eval_return_std); `load_run` rebuilds a trained policy from a run directory for `r1lab eval`;
+`load_policy(RUN_DIR).predict(obs)` acts with it as Stable-Baselines3's `model.predict` does.
 """
 
 from __future__ import annotations
@@ -115,3 +116,45 @@ def load_run(run_dir: str | Path) -> tuple[str, Any, ActorCritic, dict | None]:
     env.close()
     policy.load_state_dict(state["policy"])
     return algorithm, config, policy, state["collector"]["obs_normalizer"]
+
+
+class TrainedPolicy:
+    """A trained policy from a run directory, acting on raw env observations.
+
+        policy = r1lab.load_policy("runs/ppo-cartpole")
+        action, _ = policy.predict(obs)                      # one observation, as env.reset() gives it
+        actions, _ = policy.predict(vector_obs)              # or a batch, as a vector env gives it
+
+    Observations are encoded and normalised with the run's frozen statistics, as in training;
+    actions come back in the env's format (Box actions clipped to its bounds). `predict` returns
+    (action, None), the shape of Stable-Baselines3's, whose second item is a recurrent state.
+    """
+
+    def __init__(self, algorithm: str, config: Any, policy: ActorCritic, obs_stats: dict | None,
+                 observation_space: gym.Space, action_space: gym.Space):
+        self.algorithm, self.config, self.policy = algorithm, config, policy
+        self.observation_space, self.action_space = observation_space, action_space
+        self._encode, self._env_action = ObservationEncoder(observation_space), ActionAdapter(action_space)
+        self._normalizer = None
+        if obs_stats is not None:
+            self._normalizer = ObservationNormalizer(self._encode.size)
+            self._normalizer.stats.load_state_dict(obs_stats)
+        self._actor = NumpyPolicy(policy)
+
+    def predict(self, observation, deterministic: bool = True, rng: np.random.Generator | None = None):
+        raw = np.asarray(observation)
+        single = raw.shape == tuple(self.observation_space.shape or ())
+        obs = self._encode(raw[None] if single else raw)
+        if self._normalizer is not None:
+            obs = self._normalizer(obs, update=False)
+        actions = self._env_action(self._actor.act(obs, rng or np.random.default_rng(), deterministic))
+        return (actions[0] if single else actions), None
+
+
+def load_policy(run_dir: str | Path) -> TrainedPolicy:
+    """The trained policy of a `r1lab train` run (its newest checkpoint), ready to `predict`."""
+    algorithm, config, policy, obs_stats = load_run(run_dir)
+    env = make_env(config.env_id, config.env_kwargs)
+    spaces = env.observation_space, env.action_space
+    env.close()
+    return TrainedPolicy(algorithm, config, policy, obs_stats, *spaces)

@@ -42,7 +42,8 @@ EVAL_SEED_OFFSET = 10_000  # evaluation episodes never reuse the training resets
 class Job:
     """Seeding, environments, policy, run directory, checkpoints, metrics and the final summary."""
 
-    def __init__(self, name: str, config: Any, run_dir: str | Path, *, resume: bool = False, quiet: bool = False):
+    def __init__(self, name: str, config: Any, run_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+                 quiet: bool = False):
         self.name, self.config, self.quiet = name, config, quiet
         torch.set_num_threads(config.torch_threads)
         seed_everything(config.seed)
@@ -54,7 +55,7 @@ class Job:
         self.policy = ActorCritic(self.collector.encode.size, envs.single_action_space, config.hidden_sizes,
                                   config.activation, config.shared_network, config.log_std_init)
         self.action_rng = np.random.default_rng(config.seed)  # the only randomness of the rollouts' actions
-        self.run = Run(run_dir, name, config, resume=resume, tensorboard=config.tensorboard)
+        self.run = Run(run_dir, name, config, resume=resume, overwrite=overwrite, tensorboard=config.tensorboard)
         if config.tensorboard:
             importlib.import_module("torch.utils.tensorboard")  # its slow first import, paid before the clock starts
         self.iterations = config.iterations
@@ -124,10 +125,10 @@ class Job:
         self.run.log(env_steps, metrics)
         if self._bar is not None:
             self._bar.advance(rollout.steps, info=f"return {metrics['episode_return']:.1f}" if recent else "")
-        last = iteration + 1 == self.iterations
-        if last or (iteration + 1) % self.config.checkpoint_every == 0:
+        if self.run.checkpoint_due(iteration + 1, last=iteration + 1 == self.iterations):
             self.save(iteration, optimizers, extra or {})
         self.seconds["record"] += time.perf_counter() - started
+        self.run.stop_if_requested(env_steps)
 
     def save(self, iteration: int, optimizers: dict[str, torch.optim.Optimizer], extra: dict[str, Any]) -> None:
         self.run.save_checkpoint((iteration + 1) * self.config.batch_size, {

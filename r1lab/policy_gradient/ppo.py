@@ -55,9 +55,10 @@ class Batch(NamedTuple):
         return Batch(*(field[index] for field in self))
 
 
-def train_ppo(config: PPOConfig, run_dir: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
+def train_ppo(config: PPOConfig, run_dir: str | Path, *, resume: bool = False,
+              overwrite: bool = False, quiet: bool = False) -> dict:
     """Train, log and checkpoint one PPO run; returns the summary also written to RUN_DIR/summary.json."""
-    job = Job("ppo", config, run_dir, resume=resume, quiet=quiet)
+    job = Job("ppo", config, run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     policy = job.policy
     params = FlatParameters(policy.parameters())
     optimizer = torch.optim.Adam([params.vector], lr=config.lr, eps=config.adam_eps, fused=True)

@@ -38,9 +38,10 @@ from r1lab.policy_gradient.policies import ActorCritic, FlatParameters, NumpyPol
 from r1lab.policy_gradient.rollout import Rollout, RolloutCollector
 
 
-def train_reinforce(config: ReinforceConfig, run_dir: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
+def train_reinforce(config: ReinforceConfig, run_dir: str | Path, *, resume: bool = False,
+                    overwrite: bool = False, quiet: bool = False) -> dict:
     """Train, log and checkpoint one REINFORCE run; returns the summary also written to RUN_DIR/summary.json."""
-    job = Job("reinforce", config, run_dir, resume=resume, quiet=quiet)
+    job = Job("reinforce", config, run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     policy = job.policy
     actor, critic = FlatParameters(policy.actor_parameters()), FlatParameters(policy.critic_parameters())
     actor_optimizer = torch.optim.Adam([actor.vector], lr=config.lr, fused=True)

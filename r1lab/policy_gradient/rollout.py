@@ -15,6 +15,7 @@ Rollout tensors are time-major, (T, N, ...) for T steps of N environments, as `r
 from __future__ import annotations
 
 import difflib
+import importlib
 import pickle
 import warnings
 from collections import deque
@@ -36,19 +37,34 @@ RECENT_EPISODES = 100  # the window of the logged episode_return / episode_lengt
 # ---------------------------------------------------------------- environments
 
 
+def import_env_packages(packages: list[str] | tuple[str, ...] = ()) -> None:
+    """Import the modules that register environments (rl-zoo's `--gym-packages`), by name."""
+    for name in packages:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            raise ConfigError(f"gym package '{name}' could not be imported: {error}") from None
+
+
 def check_env_id(env_id: str) -> None:
-    """Stop with one line naming the unknown id and the registered ids closest to it."""
+    """Stop with one line naming the unknown id and the registered ids closest to it.
+
+    Gymnasium's `module:EnvId` form imports `module` first, which registers `EnvId`."""
     import r1lab.envs  # noqa: F401  (registers r1lab/Maze-v0)
 
-    if env_id in gym.registry:
+    module, _, name = env_id.rpartition(":")
+    if module:
+        import_env_packages([module])
+    if name in gym.registry:
         return
-    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    close = difflib.get_close_matches(name, list(gym.registry), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry() for the registered ids"
     raise ConfigError(f"unknown environment '{env_id}'{hint}")
 
 
 def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode: str | None = None) -> gym.Env:
-    """gym.make with the id checked, and a bad keyword reported as a config error."""
+    """gym.make with the id checked, and a bad keyword or a missing optional dependency (Box2D,
+    MuJoCo, ...) reported as one line."""
     check_env_id(env_id)
     kwargs = dict(env_kwargs or {})
     if render_mode is not None:
@@ -57,6 +73,8 @@ def make_env(env_id: str, env_kwargs: dict[str, Any] | None = None, render_mode:
         return gym.make(env_id, **kwargs)
     except TypeError as error:
         raise ConfigError(f"env_kwargs for '{env_id}': {error}") from None
+    except gym.error.DependencyNotInstalled as error:
+        raise ConfigError(f"'{env_id}' needs a package that is not installed: {error}") from None
 
 
 def make_vector_env(env_id: str, num_envs: int, vectorization: str = "sync",

@@ -36,9 +36,10 @@ from r1lab.policy_gradient.job import Job
 from r1lab.policy_gradient.policies import ActorCritic, FlatParameters, NumpyPolicy
 
 
-def train_trpo(config: TRPOConfig, run_dir: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
+def train_trpo(config: TRPOConfig, run_dir: str | Path, *, resume: bool = False,
+               overwrite: bool = False, quiet: bool = False) -> dict:
     """Train, log and checkpoint one TRPO run; returns the summary also written to RUN_DIR/summary.json."""
-    job = Job("trpo", config, run_dir, resume=resume, quiet=quiet)
+    job = Job("trpo", config, run_dir, resume=resume, overwrite=overwrite, quiet=quiet)
     policy = job.policy
     actor, critic = FlatParameters(policy.actor_parameters()), FlatParameters(policy.critic_parameters())
     critic_optimizer = torch.optim.Adam([critic.vector], lr=config.critic_lr, fused=True)

@@ -100,18 +100,20 @@ def build(cls: type[C], data: dict[str, Any], source: str = "config", prefix: st
         raise ConfigError(f"{source}: {error}") from None
 
 
-def load_config(cls: type[C], preset: str | Path | None = None, overrides: dict[str, Any] | None = None,
+def load_config(cls: type[C], preset: str | Path | list | None = None, overrides: dict[str, Any] | None = None,
                 sets: list[str] | None = None) -> C:
-    """Defaults, then a preset, then `overrides` (from named CLI options), then `--set` pairs."""
+    """Defaults, then the presets (one, or several layered in order), then `overrides` (from named
+    CLI options), then `--set` pairs."""
     data: dict[str, Any] = {}
-    source = "config"
-    if preset is not None:
-        source = str(preset_path(preset))
-        data = read_preset(preset)
-        build(cls, data, source)  # report preset errors against the preset file itself
+    presets = [] if preset is None else list(preset) if isinstance(preset, (list, tuple)) else [preset]
+    for name in presets:
+        layer = read_preset(name)
+        build(cls, layer, str(preset_path(name)))  # report preset errors against the preset file itself
+        data = merge(data, layer)
+    source = " + ".join(str(preset_path(name)) for name in presets) or "config"
     data = merge(data, {k: v for k, v in (overrides or {}).items() if v is not None})
     data = merge(data, parse_overrides(sets))
-    return build(cls, data, source if not sets and not overrides else ("command line" if preset is None else f"{source} + command line"))
+    return build(cls, data, source if not sets and not overrides else ("command line" if not presets else f"{source} + command line"))
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -156,6 +158,11 @@ def _coerce(annotation: Any, value: Any, key: str, source: str) -> Any:
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
+        if isinstance(value, str):  # YAML reads 1e5 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         if isinstance(value, float) and value.is_integer():
             return int(value)
         raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")

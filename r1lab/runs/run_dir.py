@@ -10,8 +10,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -23,10 +25,15 @@ import torch
 import yaml
 
 from r1lab.runs.config import ConfigError
+from r1lab.runs.interrupt import RunInterrupted, stop_requested
+
+logger = logging.getLogger("r1lab.runs")
+RUN_FILES = ("metrics.jsonl", "samples.jsonl", "summary.json", "tensorboard", "checkpoints", "plots", "report.html")
 
 
 def default_run_dir(job: str) -> Path:
-    return Path("runs") / f"{job}-{datetime.now():%Y%m%d-%H%M%S}"
+    """runs/JOB-DATE-TIME-XXXX: the random suffix keeps two jobs started in the same second apart."""
+    return Path("runs") / f"{job}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
@@ -50,28 +57,51 @@ def read_config_file(run_dir: str | Path) -> dict[str, Any]:
 class Run:
     """One training run's directory: metrics, TensorBoard scalars, checkpoints and the summary.
 
-    `Run(dir, job, config)` starts a run (the directory may exist but must not hold another
-    run's metrics); `Run(dir, job, config, resume=True)` continues one, dropping metric lines
-    logged after the checkpoint it resumes from so that the curves have no duplicated steps.
+    `Run(dir, job, config)` starts a run. The directory may exist, but if it holds another run's
+    metrics, that run must have no checkpoint (it is then started again in place, with a warning)
+    unless `overwrite` clears it. `Run(dir, job, config, resume=True)` continues a run, dropping
+    metric lines logged after the checkpoint it resumes from, so that the curves (and TensorBoard,
+    through a purge event) have no duplicated steps, and counting its time from the first start.
+
+    Checkpoints are due every `config.checkpoint_every` steps, every `config.checkpoint_minutes`
+    minutes, at the last step, and when a stop was requested by a signal (see `interrupt.py`).
     """
 
     def __init__(self, directory: str | Path, job: str, config: Any, *, resume: bool = False,
-                 tensorboard: bool = True, keep_checkpoints: int = 2):
+                 overwrite: bool = False, tensorboard: bool = True, keep_checkpoints: int = 2):
         self.dir = Path(directory)
         self.job = job
         self.keep_checkpoints = keep_checkpoints
+        self.checkpoint_every = int(getattr(config, "checkpoint_every", 0) or 0)
+        self.checkpoint_seconds = 60.0 * float(getattr(config, "checkpoint_minutes", 0) or 0)
         self._tensorboard = tensorboard
         self._writer = None
+        self._purge_step: int | None = None
         self._started = time.perf_counter()
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self._last_checkpoint = self._started
+        self._elapsed_before = 0.0  # time of the segments before a resume
         metrics = self.dir / "metrics.jsonl"
         if not resume and metrics.exists() and metrics.stat().st_size > 0:
-            raise ConfigError(f"{self.dir} already holds a run (metrics.jsonl); choose a new --run-dir or --resume it")
+            self._clear_previous_run(overwrite)
+        self.dir.mkdir(parents=True, exist_ok=True)
         config_dict = config if isinstance(config, dict) else _config_dict(config)
         if not resume:
             text = yaml.safe_dump({"job": job, "config": config_dict}, sort_keys=False)
             (self.dir / "config.yaml").write_text(text)
         self._metrics = open(metrics, "a")  # noqa: SIM115 (held open for the run's life)
+
+    def _clear_previous_run(self, overwrite: bool) -> None:
+        if latest_checkpoint(self.dir) is not None and not overwrite:
+            raise ConfigError(f"{self.dir} already holds a run with checkpoints; continue it with --resume {self.dir}, "
+                              "start it again with --overwrite, or choose a new --run-dir")
+        if not overwrite:
+            logger.warning("%s holds the metrics of a run that never checkpointed: starting it again in place", self.dir)
+        for name in RUN_FILES:
+            path = self.dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            elif path.exists():
+                path.unlink()
 
     # ---- metrics -------------------------------------------------------------------------
     def log(self, step: int, metrics: dict[str, Any]) -> None:
@@ -98,7 +128,23 @@ class Run:
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self._started
+        """Seconds since the run first started, across resumes."""
+        return self._elapsed_before + time.perf_counter() - self._started
+
+    # ---- when to checkpoint, and stopping on a signal ---------------------------------------
+    def checkpoint_due(self, step: int, last: bool = False) -> bool:
+        """True at the last step, every `checkpoint_every` steps, once `checkpoint_minutes` have
+        passed since the last checkpoint, and when a signal asked the run to stop."""
+        return (last or stop_requested() is not None
+                or (self.checkpoint_every > 0 and step % self.checkpoint_every == 0)
+                or (self.checkpoint_seconds > 0 and time.perf_counter() - self._last_checkpoint >= self.checkpoint_seconds))
+
+    def stop_if_requested(self, step: int) -> None:
+        """After the checkpoint of `step`: raise RunInterrupted if a signal asked the run to stop."""
+        signum = stop_requested()
+        if signum is not None:
+            self.close()
+            raise RunInterrupted(self.dir, self.job, step, signum)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def save_checkpoint(self, step: int, state: dict[str, Any]) -> Path:
@@ -112,12 +158,13 @@ class Run:
         final = root / f"step-{step:09d}"
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
         torch.save(state, tmp / "state.pt")
-        (tmp / "meta.json").write_text(json.dumps({"step": step, "job": self.job}))
+        (tmp / "meta.json").write_text(json.dumps({"step": step, "job": self.job, "elapsed": self.elapsed}))
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
         for old in sorted(root.glob("step-*"))[: -self.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
+        self._last_checkpoint = time.perf_counter()
         return final
 
     def latest_checkpoint(self) -> Path | None:
@@ -129,8 +176,12 @@ class Run:
         if path is None:
             raise ConfigError(f"{self.dir}: no checkpoint to resume from")
         state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
-        step = json.loads((path / "meta.json").read_text())["step"]
+        meta = json.loads((path / "meta.json").read_text())
+        step = meta["step"]
         self._truncate_metrics(after_step=step)
+        self._elapsed_before = meta.get("elapsed", 0.0)
+        self._started = self._last_checkpoint = time.perf_counter()
+        self._purge_step = step + 1  # TensorBoard drops the events the interrupted run logged after it
         return state
 
     def _truncate_metrics(self, after_step: int) -> None:
@@ -147,7 +198,7 @@ class Run:
         if self._writer is None:
             from torch.utils.tensorboard import SummaryWriter  # slow import, paid only when logging
 
-            self._writer = SummaryWriter(log_dir=str(self.dir / "tensorboard"))
+            self._writer = SummaryWriter(log_dir=str(self.dir / "tensorboard"), purge_step=self._purge_step)
         return self._writer
 
     def close(self) -> None:
