@@ -11,7 +11,6 @@ a checkpoint and says how to `--resume` it. Heavy imports happen inside the comm
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -161,7 +160,3 @@ from r1lab import cli_llm, cli_report, cli_rl  # noqa: E402, F401
 
 def main() -> None:
     app(prog_name="r1lab")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
