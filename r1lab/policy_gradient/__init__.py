@@ -4,7 +4,7 @@
     summary = train_ppo(PPOConfig(env_id="CartPole-v1"), "runs/ppo-cartpole")
 
 One file per algorithm (reinforce.py, trpo.py, ppo.py), each reading top to bottom through the five
-steps of DESIGN.md; policies.py holds the MLP actor-critics, rollout.py the vector envs and the
+steps of docs/design.md; policies.py holds the MLP actor-critics, rollout.py the vector envs and the
 rollout buffer, job.py what every job does around its loop, evaluate.py the evaluation.
 """
 

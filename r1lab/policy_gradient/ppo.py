@@ -5,7 +5,7 @@ near the policy that collected the batch.
     J_kl(theta)   = E[ ratio A - beta KL(pi_old || pi_theta) ]            (the seed's proximal form; beta adapted)
     loss          = -J + c_v * value_loss - c_H * entropy
 
-Each iteration, in DESIGN.md's five steps:
+Each iteration, in the five steps of docs/design.md:
 
     1 collect   N envs x T steps with the current policy (numpy actions, no torch on the hot path)
     2 score     the env's rewards; the rollout policy's log-probs, values, and V(s_{t+1})

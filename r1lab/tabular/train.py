@@ -1,6 +1,6 @@
 """`r1lab maze`: train Q-learning on a maze and check its greedy path against value iteration.
 
-The job, in the order of DESIGN.md's loop: build the maze and its transition model; run Q-learning
+The job, in the order of the five-step loop (docs/design.md): build the maze and its transition model; run Q-learning
 in chunks (collect, score and improve are one Bellman update per move); record per-episode figures,
 the Q table and a summary that compares the greedy path with the exact optimum.
 
