@@ -16,11 +16,10 @@ from typing import Any
 import numpy as np
 from markupsafe import Markup, escape
 
-from r1lab.runs.plot import numeric_series
+from r1lab.runs.plot import is_rate, numeric_series
 
 MAX_POINTS = 500
 SPARSE = 20  # fewer points than this (evaluations every K steps): draw the points, not only the line
-UNIT_WORDS = ("rate", "accuracy", "fraction", "share")
 # matplotlib names every group (figure_1, axes_1, line2d_3, ...): the same ids in every chart, which
 # one HTML page must not repeat. Clip paths and markers, which are referenced, have hashed ids.
 UNREFERENCED_ID = re.compile(r' id="[A-Za-z][\w.]*_\d+"')
@@ -86,10 +85,8 @@ def thin(steps: list[float], values: list[float], max_points: int = MAX_POINTS) 
 
 def is_unit_metric(name: str, lines: list[Line]) -> bool:
     """A rate, accuracy, fraction or share that stays in [0, 1]: drawn on a fixed 0..1 axis, so
-    that 0.31 -> 0.33 does not look like a leap."""
-    if not any(word in name.lower() for word in UNIT_WORDS):
-        return False
-    return all(0.0 <= v <= 1.0 for line in lines for v in line.values)
+    that 0.31 -> 0.33 does not look like a leap (the rule `r1lab plot` uses)."""
+    return is_rate(name.lower(), [v for line in lines for v in line.values])
 
 
 class Canvas:
@@ -100,7 +97,7 @@ class Canvas:
     for the block, as copying matplotlib's settings per chart would cost as much again.
     """
 
-    def __init__(self, width: float = 3.4, height: float = 2.0):
+    def __init__(self, width: float = 3.4, height: float = 2.0, xlabel: str = "step"):
         from matplotlib.figure import Figure  # not pyplot: no global figure state, no GUI backend
         from matplotlib.ticker import MaxNLocator
 
@@ -113,7 +110,7 @@ class Canvas:
         # few ticks: a small chart reads better, and draws faster; steps are whole numbers
         self.axes.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
         self.axes.yaxis.set_major_locator(MaxNLocator(nbins=4))
-        self.axes.set_xlabel("step", fontsize=7, labelpad=1)
+        self.axes.set_xlabel(xlabel, fontsize=7, labelpad=1)
         self._settings = None
 
     def __enter__(self) -> Canvas:
@@ -169,10 +166,10 @@ def inline_svg(svg: str, element_id: str, title: str) -> Markup:
     return Markup(f"{head}<title>{escape(title)}</title>{svg[head_end:]}")
 
 
-def run_curves(records: list[dict[str, Any]], id_prefix: str = "") -> list[Curve]:
+def run_curves(records: list[dict[str, Any]], id_prefix: str = "", xlabel: str = "step") -> list[Curve]:
     """One chart per changing metric of one run, in reading order."""
     series = chart_series(records)
-    with Canvas() as canvas:
+    with Canvas(xlabel=xlabel) as canvas:
         return [canvas.draw(name, [Line(name, *series[name])], id_prefix + name) for name in reading_order(list(series))]
 
 

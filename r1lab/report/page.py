@@ -23,6 +23,7 @@ import yaml
 
 from r1lab.report.completions import CompletionTable, example_table, sample_table, think_parts
 from r1lab.report.curves import COLORS, Curve, grouped, overlaid_curves, run_curves
+from r1lab.runs.plot import X_LABELS
 from r1lab.report.figures import (
     BeforeAfter,
     Table,
@@ -112,7 +113,7 @@ def run_section(run: RunRecord, scope: str = "", curves: bool = True) -> RunSect
         before_after=before_after(summary),
         stage_table=stage_table(summary),
         evaluations=evaluations_table(summary),
-        curves=grouped(run_curves(run.metrics, id_prefix=scope)) if curves else [],
+        curves=grouped(run_curves(run.metrics, id_prefix=scope, xlabel=X_LABELS.get(run.job, "step"))) if curves else [],
         completions=sample_table(run.samples),
         examples=example_table(summary.get("evaluations")),
         maze=maze_view(summary, run.q_table),
