@@ -61,6 +61,7 @@ def weights_of(model) -> dict[str, torch.Tensor]:
 
 
 def check(args) -> dict:
+    from r1lab.core import group_advantages
     from r1lab.llm.generation import SamplingSettings, generate
     from r1lab.llm.grpo import Batch, improve
     from r1lab.llm.grpo_config import GRPOConfig
@@ -68,7 +69,6 @@ def check(args) -> dict:
     from r1lab.llm.logprobs import token_logprobs
     from r1lab.llm.prompts import apply_template
     from r1lab.llm.sft import SFTConfig, train_sft
-    from r1lab.core import group_advantages
     from r1lab.tasks import get_task
 
     work = Path(tempfile.mkdtemp(prefix="r1lab-gpu-check-"))

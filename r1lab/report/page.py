@@ -23,7 +23,6 @@ import yaml
 
 from r1lab.report.completions import CompletionTable, example_table, sample_table, think_parts
 from r1lab.report.curves import COLORS, Curve, grouped, overlaid_curves, run_curves
-from r1lab.runs.plot import X_LABELS
 from r1lab.report.figures import (
     BeforeAfter,
     Table,
@@ -39,6 +38,7 @@ from r1lab.report.jobs import Reproduction, job_command, reproduce
 from r1lab.report.maze import MazeView, maze_view
 from r1lab.report.run_data import RunRecord, read_run
 from r1lab.runs import ConfigError
+from r1lab.runs.plot import X_LABELS
 
 
 @dataclass
