@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from r1lab.tasks import (
+    TASKS,
     ArithmeticTask,
     ChatTask,
     CountdownTask,
@@ -37,6 +38,30 @@ def test_chinese_and_mixed_solutions_use_both_scripts_as_intended():
     assert "得" in worked_solution(12, "+", 5, "zh") and "So" not in worked_solution(12, "+", 5, "zh")
     mixed = worked_solution(12, "+", 5, "mixed")
     assert "得" in mixed and "So" in mixed
+
+
+@pytest.mark.parametrize("language", ["en", "zh"])
+def test_arithmetic_items_carry_their_question_language(language):
+    task = ArithmeticTask(zh_share=1.0 if language == "zh" else 0.0)
+    for item in task.items(50, seed=4):
+        assert item.fields["language"] == item.language == language
+        assert item.solution == worked_solution(item.fields["a"], item.fields["op"], item.fields["b"], language)
+        has_chinese = any("\u4e00" <= ch <= "\u9fff" for ch in item.question)
+        assert has_chinese == (language == "zh")
+
+
+def test_both_languages_share_one_held_out_split():
+    english, chinese = ArithmeticTask(zh_share=0.0), ArithmeticTask(zh_share=1.0)
+    key = lambda item: (item.fields["a"], item.fields["op"], item.fields["b"])  # noqa: E731
+    train = {key(i) for i in english.items(3000, "train", seed=0)} | {key(i) for i in chinese.items(3000, "train", seed=1)}
+    test = {key(i) for i in english.items(300, "test", seed=0)} | {key(i) for i in chinese.items(300, "test", seed=1)}
+    assert not train & test
+
+
+def test_every_built_in_task_gives_every_item_a_language():
+    for name in TASKS:
+        for item in get_task(name).items(30, "train", seed=0) + get_task(name).items(10, "test", seed=0):
+            assert item.fields["language"] in ("en", "zh"), name
 
 
 @pytest.mark.parametrize("task", [ArithmeticTask(), CountdownTask(), ChatTask()])
@@ -85,7 +110,7 @@ def test_countdown_expressions_never_reach_eval(text):
 
 def test_chat_items_carry_a_worse_rejected_answer():
     for item in ChatTask().items(100, seed=2):
-        assert item.answer != item.fields["rejected"]
+        assert item.answer == item.fields["chosen"] != item.fields["rejected"]
         assert item.fields["kind"] in {"thanks", "greeting", "describe", "color", "listing"}
 
 

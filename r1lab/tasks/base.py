@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Split = Literal["train", "test"]
-Language = Literal["en", "zh", "mixed"]
+Language = Literal["en", "zh", "mixed"]  # "mixed": English sentences with Chinese step words
+LANGUAGES = ("en", "zh")  # the languages a question can be asked in
 
 
 @dataclass(frozen=True)
@@ -15,8 +16,9 @@ class TaskItem:
     """One question of a task.
 
     `answer` is the ground truth as text; `fields` holds what a verifier or reward function needs
-    besides it (operands, the countdown numbers); `solution` is a worked step-by-step solution
-    that a model could imitate, in English (its other languages come from the task).
+    besides it (operands, the countdown numbers, hidden tests) and always `language`, the
+    question's language ("en" or "zh"); `solution` is a worked solution that a model could
+    imitate, in the question's language (other languages come from the task's renderer).
     """
 
     task: str
@@ -24,6 +26,10 @@ class TaskItem:
     answer: str
     solution: str
     fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def language(self) -> str:
+        return self.fields.get("language", "en")
 
 
 def in_test_split(key: str, test_share: float) -> bool:

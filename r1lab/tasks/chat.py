@@ -1,17 +1,25 @@
-"""Non-reasoning requests with a better and a worse answer: the tiny world's preference data.
+"""Benign requests with a better and a worse answer, and a rule that says whether a reply helps.
 
 Short writing and question-answering requests (thank someone, greet someone, describe an
 animal, name a thing's colour, list things of a kind). Each item carries a `chosen` answer
-(relevant, polite, complete, correct) and a `rejected` one (rude, off-topic, repetitive, wrong
-or incomplete), so a reward model can be trained on the pairs and "RL for all scenarios" has a
-preference to optimise. The pretraining corpus holds both kinds, mostly the better one, so the
-base model's samples are a mix.
+(relevant, polite, complete, correct) and a `rejected` one (rude, off-topic, repetitive, wrong,
+incomplete, or a refusal of a harmless request), so a reward model can be trained on the pairs.
+The pretraining corpus holds both kinds, so the base model's samples are a mix.
+
+`is_helpful(response, item)` is the task's own rule check, exact for this world: a thank-you
+note names the person and the gift and thanks them; a greeting names the person and greets; a
+description names the animal and something true of it and no other animal; a colour answer
+names the right colour and no other; a list names exactly N different things of the kind and
+nothing else. A refusal, a rude or a repetitive reply never helps: a model cannot win
+harmlessness by refusing everything.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from r1lab.tasks.base import Split, TaskItem, in_test_split
 
@@ -32,11 +40,28 @@ KINDS = {"fruits": ["apple", "banana", "cherry", "grape", "lemon", "mango", "pea
          "animals": ["cat", "dog", "bird", "fish", "horse", "cow", "rabbit", "duck"],
          "tools": ["hammer", "saw", "drill", "wrench", "shovel", "rake", "knife", "ruler"]}
 OFF_TOPIC = ["The weather is nice today.", "I like numbers.", "Trains are long.", "Water is wet."]
+BENIGN_REFUSALS = ["I'm sorry, but I can't help with that.", "I cannot do that."]
+RUDE = ["go away", "nobody cares", "who cares", "stop asking", "do it yourself", "leave me alone"]
+GREETING_WORDS = ["hello", "hi", "good morning", "welcome"]
+COLOR_WORDS = sorted(set(COLORS.values()) | set(KINDS["colors"]))
+CHAT_KINDS = ("thanks", "greeting", "describe", "color", "listing")
+
+REFUSAL = re.compile(r"\b(?:I'm sorry|I am sorry|I can't|I cannot|I can not|I won't|I will not)\b|抱歉|不能帮",
+                     re.IGNORECASE)
+_WORD = re.compile(r"[a-z]+(?:-[a-z]+)?")
+
+
+def is_refusal(response: str) -> bool:
+    """True when the reply declines ("I'm sorry, but I can't help with that.", "I won't ...")."""
+    return REFUSAL.search(response) is not None
 
 
 @dataclass(frozen=True)
 class ChatTask:
-    """Preference items: `question` is the request, `answer` the chosen reply, `fields['rejected']` the worse one."""
+    """Benign requests: `question` is the request, `answer` the chosen reply; `fields` holds `chosen`,
+    `rejected`, `kind`, `harmful` (False), `language` and the facts `is_helpful` checks."""
+
+    answer_format: ClassVar[str] = "text"  # the whole reply is the answer
 
     test_share: float = 0.1
     name: str = "chat"
@@ -44,56 +69,123 @@ class ChatTask:
     def sample(self, rng: random.Random, split: Split = "train") -> TaskItem:
         makers = [_thanks, _greeting, _describe, _color, _listing]
         while True:
-            question, chosen, rejected, kind = rng.choice(makers)(rng)
+            question, chosen, rejected, facts = rng.choice(makers)(rng)
             if in_test_split(question, self.test_share) == (split == "test"):
-                return TaskItem(self.name, question, chosen, chosen, {"rejected": rejected, "kind": kind})
+                fields = {"chosen": chosen, "rejected": rejected, "harmful": False, "language": "en", **facts}
+                return TaskItem(self.name, question, chosen, chosen, fields)
 
     def items(self, count: int, split: Split = "train", seed: int = 0) -> list[TaskItem]:
         rng = random.Random(f"{self.name}-{split}-{seed}")
         return [self.sample(rng, split) for _ in range(count)]
 
     def verify(self, answer_text: str, item: TaskItem) -> bool:
-        """Exact match with the chosen reply: a strict check; reward models give the graded signal."""
-        return answer_text.strip() == item.answer
+        return is_helpful(answer_text, item)
+
+
+def is_helpful(response: str, item: TaskItem) -> bool:
+    """The task's rule check of a reply to a benign request (see the module docstring)."""
+    text = response.strip()
+    lower = text.lower()
+    words = _WORD.findall(lower)
+    if not words or is_refusal(text) or any(phrase in lower for phrase in RUDE) or _repeats(words):
+        return False
+    f = item.fields
+    kind = f["kind"]
+    if kind == "thanks":
+        return _names(text, f["person"]) and f["gift"] in words and "thank" in lower
+    if kind == "greeting":
+        return _names(text, f["person"]) and any(_has_phrase(words, g) for g in GREETING_WORDS)
+    if kind == "describe":
+        others = [a for a in ANIMALS if a != f["animal"] and a in words]
+        adjective, habit = ANIMALS[f["animal"]]
+        true_fact = adjective in words or habit in lower
+        return f["animal"] in words and true_fact and not others
+    if kind == "color":
+        named = {c for c in COLOR_WORDS if c in words}
+        return named == {f["color"]}
+    if kind == "listing":
+        things = [w for w in words if w in KINDS[f["category"]]]
+        strangers = [w for k, members in KINDS.items() if k != f["category"] for w in members if w in words]
+        return len(set(things)) == f["count"] == len(things) and not strangers
+    raise ValueError(f"chat: unknown kind {kind!r}")
+
+
+def _names(text: str, person: str) -> bool:
+    return re.search(rf"\b{re.escape(person)}\b", text) is not None
+
+
+def _repeats(words: list[str]) -> bool:
+    """The same word three times in a row: the babbling a small model falls into."""
+    return any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+
+
+def _has_phrase(words: list[str], phrase: str) -> bool:
+    parts = phrase.split()
+    return any(words[i : i + len(parts)] == parts for i in range(len(words) - len(parts) + 1))
+
+
+def _rejected(rng: random.Random, specific: list[str]) -> str:
+    """A worse reply: mostly the request's own kind of failure, sometimes off-topic or a refusal."""
+    roll = rng.random()
+    if roll < 0.12:
+        return rng.choice(BENIGN_REFUSALS)
+    if roll < 0.25:
+        return rng.choice(OFF_TOPIC)
+    return rng.choice(specific)
 
 
 def _thanks(rng: random.Random):
     name, gift = rng.choice(NAMES), rng.choice(GIFTS)
-    chosen = f"Thank you so much for the {gift}, {name}! It was very kind of you."
-    rejected = rng.choice([f"ok {gift}.", f"I did not want a {gift}, {name}.", rng.choice(OFF_TOPIC)])
-    return f"Write a thank-you note to {name} for the {gift}.", chosen, rejected, "thanks"
+    question = rng.choice([f"Write a thank-you note to {name} for the {gift}.",
+                           f"Thank {name} for the {gift} in one sentence."])
+    chosen = rng.choice([f"Thank you so much for the {gift}, {name}! It was very kind of you.",
+                         f"Dear {name}, thank you for the lovely {gift}."])
+    rejected = _rejected(rng, [f"ok {gift}.", f"I did not want a {gift}, {name}.", f"{name}, go away.",
+                               f"Thank you for the {rng.choice([g for g in GIFTS if g != gift])}, {name}!"])
+    return question, chosen, rejected, {"kind": "thanks", "person": name, "gift": gift}
 
 
 def _greeting(rng: random.Random):
     name = rng.choice(NAMES)
-    chosen = f"Hello {name}, it is great to see you! I hope you have a wonderful day."
-    rejected = rng.choice(["go away.", f"{name} {name} {name}.", rng.choice(OFF_TOPIC)])
-    return f"Write a short greeting for {name}.", chosen, rejected, "greeting"
+    other = rng.choice([n for n in NAMES if n != name])
+    question = rng.choice([f"Write a short greeting for {name}.", f"Say hello to {name}."])
+    chosen = rng.choice([f"Hello {name}, it is great to see you! I hope you have a wonderful day.",
+                         f"Hi {name}! Welcome, it is good to have you here."])
+    rejected = _rejected(rng, ["go away.", f"{name} {name} {name}.", f"Hello {other}, nice to see you!"])
+    return question, chosen, rejected, {"kind": "greeting", "person": name}
 
 
 def _describe(rng: random.Random):
     animal = rng.choice(list(ANIMALS))
     adjective, habit = ANIMALS[animal]
-    chosen = f"A {animal} is a {adjective} animal that {habit}."
     other = rng.choice([a for a in ANIMALS if a != animal])
-    rejected = rng.choice([f"{animal} {animal} {animal}.", f"A {animal} is a {other}.", rng.choice(OFF_TOPIC)])
-    return f"Describe a {animal} in one sentence.", chosen, rejected, "describe"
+    question = rng.choice([f"Describe a {animal} in one sentence.", f"Tell me about the {animal}."])
+    chosen = rng.choice([f"A {animal} is a {adjective} animal that {habit}.", f"The {animal} {habit}."])
+    rejected = _rejected(rng, [f"{animal} {animal} {animal}.", f"A {animal} is a {other}.",
+                               f"A {animal} {ANIMALS[other][1]}."])
+    return question, chosen, rejected, {"kind": "describe", "animal": animal}
 
 
 def _color(rng: random.Random):
     thing = rng.choice(list(COLORS))
-    wrong = rng.choice([c for c in set(COLORS.values()) if c != COLORS[thing]])
-    chosen = f"A {thing} is usually {COLORS[thing]}." if thing != "sky" else "The sky is usually blue."
-    rejected = rng.choice([f"It is {wrong}.", "I do not know.", rng.choice(OFF_TOPIC)])
-    return f"What color is {'the' if thing == 'sky' else 'a'} {thing}?", chosen, rejected, "color"
+    color = COLORS[thing]
+    wrong = rng.choice([c for c in sorted(set(COLORS.values())) if c != color])
+    the = "the" if thing == "sky" else "a"
+    question = rng.choice([f"What color is {the} {thing}?", f"Which color does {the} {thing} have?"])
+    chosen = f"The sky is usually {color}." if thing == "sky" else f"A {thing} is usually {color}."
+    rejected = _rejected(rng, [f"It is {wrong}.", "I do not know.", f"It is {color} or {wrong}."])
+    return question, chosen, rejected, {"kind": "color", "thing": thing, "color": color}
 
 
 def _listing(rng: random.Random):
-    kind = rng.choice(list(KINDS))
+    category = rng.choice(list(KINDS))
     count = rng.randint(2, 4)
-    chosen_items = rng.sample(KINDS[kind], count)
-    other_kind = rng.choice([k for k in KINDS if k != kind])
+    chosen_items = rng.sample(KINDS[category], count)
+    other_kind = rng.choice([k for k in KINDS if k != category])
+    question = rng.choice([f"Name {count} {category}.", f"List {count} {category}."])
     chosen = "Here are some: " + ", ".join(chosen_items) + "."
-    rejected = rng.choice(["Here are some: " + ", ".join(rng.sample(KINDS[other_kind], count)) + ".",
-                           "Here are some: " + chosen_items[0] + ".", "No."])
-    return f"Name {count} {kind}.", chosen, rejected, "listing"
+    one_more = rng.sample(KINDS[category], min(count + 1, len(KINDS[category])))
+    rejected = _rejected(rng, ["Here are some: " + ", ".join(rng.sample(KINDS[other_kind], count)) + ".",
+                               "Here are some: " + chosen_items[0] + ".", "No.",
+                               "Here are some: " + ", ".join(one_more) + "."])
+    return question, chosen, rejected, {"kind": "listing", "category": category, "count": count}

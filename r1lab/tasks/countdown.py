@@ -93,7 +93,7 @@ class CountdownTask:
         listed = ", ".join(map(str, numbers))
         question = f"Using the numbers {listed}, make {target}. Use each number once with + - *."
         solution = f"Numbers {listed}, target {target}: " + ", ".join(steps) + f". So {expression}={target}."
-        return TaskItem(self.name, question, expression, solution, {"numbers": numbers, "target": target})
+        return TaskItem(self.name, question, expression, solution, {"numbers": numbers, "target": target, "language": "en"})
 
     def verify(self, answer_text: str, item: TaskItem) -> bool:
         return check_countdown(answer_text, item.fields["numbers"], item.fields["target"])[1]

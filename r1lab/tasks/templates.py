@@ -1,4 +1,4 @@
-"""Prompt templates by name. The R1-Zero template is the DeepSeek-R1 paper's, verbatim as the seed quotes it."""
+"""Prompt templates and response shapes. The R1-Zero template is the DeepSeek-R1 paper's, verbatim as the seed quotes it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ R1_ZERO_TEMPLATE = (
 )
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+ANSWER_SENTENCES = {"en": "The answer is {answer}.", "zh": "答案是{answer}。"}
 
 
 def r1_zero_prompt(question: str) -> str:
@@ -20,3 +21,14 @@ def r1_zero_prompt(question: str) -> str:
 def tagged_response(thinking: str, answer: str) -> str:
     """The response shape R1-Zero's format reward asks for."""
     return f" <think> {thinking} </think> <answer> {answer} </answer>"
+
+
+def answer_sentence(answer: str, language: str = "en") -> str:
+    """'The answer is 432.' / '答案是432。': a plain answer, and the summary of R1's output format."""
+    return ANSWER_SENTENCES["zh" if language == "zh" else "en"].format(answer=answer)
+
+
+def r1_response(thinking: str, answer: str, language: str = "en") -> str:
+    """DeepSeek-R1's readable output format as r1lab fixes it: the reasoning inside <think> tags,
+    then one short sentence in the question's language that ends with the answer."""
+    return f" <think> {thinking} </think> {answer_sentence(answer, language)}"

@@ -1,0 +1,122 @@
+"""The generative judge: given a question, its reference answer and a response, say whether the
+response is correct. DeepSeek-R1 judged its rejection samples this way, feeding the ground truth
+and the model's output to a base model.
+
+The prompt format lives here once, for the corpus, the evaluation and the R1 stages:
+
+    Judge the response.
+    Question: What is 347+85?
+    Reference answer: 432
+    Response: <think> 347+85: ... So 347+85=432. </think> The answer is 432.
+    Verdict: 432 vs 432: correct.
+
+The judge first copies the response's final answer, then compares it with the reference, so a
+small model has a short copy and one comparison to make. `parse_verdict` reads the last
+"correct" / "wrong" of the completion.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from r1lab.tasks.arithmetic import ArithmeticTask, Slip, normalize_number, worked_solution
+from r1lab.tasks.base import Split, TaskItem
+from r1lab.tasks.templates import answer_sentence, r1_response, tagged_response
+
+JUDGE_TEMPLATE = "Judge the response.\nQuestion: {question}\nReference answer: {reference}\nResponse: {response}\nVerdict:"
+VERDICT = re.compile(r"\b(correct|wrong)\b")
+ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+NUMBER = re.compile(r"-?\d+")
+RESPONSE_STYLES = ("r1", "r1_zero", "plain")
+
+
+def judge_prompt(question: str, reference: str, response: str) -> str:
+    """The judge's prompt; its completion is a verdict (see `verdict_text`)."""
+    return JUDGE_TEMPLATE.format(question=question, reference=reference, response=response.strip())
+
+
+def verdict_text(given: str | None, reference: str, correct: bool) -> str:
+    """' 432 vs 432: correct.': the judge's completion, naming the answer it read."""
+    return f" {given if given is not None else 'none'} vs {reference}: {'correct' if correct else 'wrong'}."
+
+
+def parse_verdict(text: str) -> bool | None:
+    """True for "correct", False for "wrong" (the last one on the verdict's first line), else None."""
+    found = VERDICT.findall(text.strip().split("\n", 1)[0] if text.strip() else "")
+    return None if not found else found[-1] == "correct"
+
+
+def response_answer(response: str) -> str | None:
+    """The final answer of a response as the judge and the rule check read it: the last <answer>
+    block when there is one, else the last number (worked solutions conclude with their answer)."""
+    tagged = ANSWER_TAG.findall(response)
+    text = tagged[-1] if tagged else response
+    numbers = NUMBER.findall(text.replace(",", ""))
+    return normalize_number(numbers[-1]) if numbers else None
+
+
+def render_response(item: TaskItem, style: str, language: str, correct: bool, rng: random.Random,
+                    check: bool = False) -> str:
+    """A response to an arithmetic item in one of R1's shapes ("r1": <think> reasoning </think>
+    summary; "r1_zero": think and answer tags; "plain": the answer sentence), right or wrong.
+    A wrong worked response carries a slip and ends on the result it reached, as models' do."""
+    a, op, b = item.fields["a"], item.fields["op"], item.fields["b"]
+    if correct:
+        thinking, result = worked_solution(a, op, b, language, check=check), item.answer
+    else:
+        thinking, result = wrong_solution(a, op, b, language, rng)
+    if style == "plain":
+        return " " + answer_sentence(result, language)
+    if style == "r1":
+        return r1_response(thinking, result, language)
+    if style == "r1_zero":
+        return tagged_response(thinking, result)
+    raise ValueError(f"unknown response style '{style}'; styles: {', '.join(RESPONSE_STYLES)}")
+
+
+def wrong_solution(a: int, op: str, b: int, language: str, rng: random.Random) -> tuple[str, str]:
+    """A worked solution with one slip, and the wrong result it ends on."""
+    truth = a + b if op == "+" else a - b
+    digits = max(len(str(a)), len(str(b)))
+    for _ in range(20):
+        slip = Slip(rng.randrange(digits), rng.choice([-1, 1]), rng.choice(["sum", "copy"]))
+        text = worked_solution(a, op, b, language, slip=slip)
+        result = text.rstrip("。.").rsplit("=", 1)[1]
+        if result != str(truth):
+            return text, result
+    wrong = truth + rng.choice([-10, -1, 1, 10]) if truth >= 10 else truth + 1
+    body = worked_solution(a, op, b, language).rsplit("=", 1)[0]
+    return body + f"={wrong}" + ("。" if language == "zh" else "."), str(wrong)
+
+
+@dataclass(frozen=True)
+class JudgeTask:
+    """Judge items: the question is a judge prompt over an arithmetic item and a rendered response
+    (every style, both languages, right and wrong alike); the answer is "correct" or "wrong"."""
+
+    answer_format: ClassVar[str] = "text"  # the whole reply is the answer
+
+    arithmetic: ArithmeticTask = field(default_factory=lambda: ArithmeticTask(max_digits=4, zh_share=0.5))
+    name: str = "judge"
+
+    def sample(self, rng: random.Random, split: Split = "train") -> TaskItem:
+        item = self.arithmetic.sample(rng, split)
+        style = rng.choice(RESPONSE_STYLES)
+        language = item.language if rng.random() < 0.8 else ("en" if item.language == "zh" else "zh")
+        correct = rng.random() < 0.5
+        response = render_response(item, style, language, correct, rng)
+        given = response_answer(response)
+        prompt = judge_prompt(item.question, item.answer, response)
+        return TaskItem(self.name, prompt, "correct" if correct else "wrong", verdict_text(given, item.answer, correct),
+                        {"verdict": correct, "style": style, "language": item.language, "reference": item.answer,
+                         "response": response})
+
+    def items(self, count: int, split: Split = "train", seed: int = 0) -> list[TaskItem]:
+        rng = random.Random(f"{self.name}-{split}-{seed}")
+        return [self.sample(rng, split) for _ in range(count)]
+
+    def verify(self, answer_text: str, item: TaskItem) -> bool:
+        return parse_verdict(answer_text) == item.fields["verdict"]

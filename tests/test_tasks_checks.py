@@ -1,0 +1,76 @@
+"""Self-checking worked solutions: a check by the inverse operation, a slip it catches, the redo."""
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from r1lab.tasks import ArithmeticTask, caught_slip, has_self_check, worked_solution
+from r1lab.tasks.arithmetic import Slip
+from r1lab.tasks.judge import response_answer
+
+
+def test_a_passing_check_is_the_inverse_sum_in_the_worked_form_and_the_conclusion_comes_last():
+    assert worked_solution(347, "+", 85, check=True) == (
+        "347+85: 7+5+0=12, 2; 34+8: 4+8+1=13, 32; 3+0: 3+0+1=4, 432. "
+        "Check: 432-85: 12-5-0=7, 7; 43-8: 13-8-1=4, 47; 4-0: 4-0-1=3, 347. Right. So 347+85=432.")
+    assert worked_solution(742, "-", 385, check=True).endswith("Check: 357+385: 7+5+0=12, 2; 35+38: 5+8+1=14, 42; "
+                                                               "3+3: 3+3+1=7, 742. Right. So 742-385=357.")
+
+
+def test_a_slip_caught_by_the_check_is_said_in_words_and_the_sum_is_redone():
+    text = worked_solution(347, "+", 85, check=True, slip=Slip(step=1, delta=-1))
+    assert "34+8: 4+8+1=12, 22" in text  # the slip
+    assert "Check: 422-85:" in text and "337. 337 is not 347. Wait, redo: 347+85: 7+5+0=12" in text
+    assert text.endswith("So 347+85=432.")
+    assert has_self_check(text) and caught_slip(text)
+
+
+def test_the_chinese_check_uses_chinese_words():
+    text = worked_solution(347, "+", 85, "zh", check=True, slip=Slip(step=1, delta=-1))
+    assert "验算：422-85：" in text and "337不是347。等等，重做：" in text and text.endswith("所以347+85=432。")
+    ok = worked_solution(347, "+", 85, "zh", check=True)
+    assert "正确。所以347+85=432。" in ok and has_self_check(ok) and not caught_slip(ok)
+
+
+def test_a_slip_without_a_check_ends_on_the_wrong_result():
+    text = worked_solution(742, "-", 385, slip=Slip(step=1, delta=1, kind="copy"))
+    assert "75-38" in text and text.endswith("So 742-385=367.")
+    assert not has_self_check(text)
+
+
+def test_a_slip_that_would_leave_the_integers_is_ignored():
+    assert worked_solution(5, "-", 5, slip=Slip(step=0, delta=-1)) == worked_solution(5, "-", 5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 999999), st.integers(0, 999999), st.sampled_from(["+", "-"]), st.sampled_from(["en", "zh", "mixed"]),
+       st.integers(0, 5), st.sampled_from([-1, 1]), st.sampled_from(["sum", "copy"]))
+def test_a_checked_solution_always_concludes_with_the_true_result(a, b, op, language, step, delta, kind):
+    if op == "-" and a < b:
+        a, b = b, a
+    text = worked_solution(a, op, b, language, check=True, slip=Slip(step, delta, kind))
+    truth = a + b if op == "+" else a - b
+    assert text.rstrip("。.").endswith(f"={truth}")
+    assert response_answer(text) == str(truth)  # the last number is the answer
+    assert has_self_check(text)
+
+
+def test_self_check_detection_reads_both_languages_and_nothing_else():
+    assert has_self_check("... 432. Check: 432-85: ...") and has_self_check("得432。验算：432-85：")
+    assert not has_self_check("347+85: 7+5+0=12, 2. So 347+85=432.")
+    assert not has_self_check("I will check the answer.")
+
+
+def test_render_solution_gives_the_item_in_either_language_checked_or_not():
+    task = ArithmeticTask(zh_share=1.0)
+    item = task.item(347, "+", 85, random.Random(0), "zh")
+    assert task.render_solution(item) == item.solution == worked_solution(347, "+", 85, "zh")
+    assert task.render_solution(item, "en", check=True) == worked_solution(347, "+", 85, "en", check=True)
+
+
+@pytest.mark.parametrize("language", ["fr", "mixed"])
+def test_a_question_is_asked_in_english_or_chinese_only(language):
+    with pytest.raises(ValueError, match="'en' or 'zh'"):
+        ArithmeticTask().item(1, "+", 2, language=language)
