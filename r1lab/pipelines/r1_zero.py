@@ -21,8 +21,10 @@ from r1lab.tasks import get_task
 
 logger = logging.getLogger("r1lab.pipelines")
 CURVES = ["reward", "accuracy", "format_rate", "completion_length/mean", "eval/accuracy",
-          "eval/answer_anywhere_accuracy", "eval/format_rate", "eval/mean_length"]
-TABLE_KEYS = ["accuracy", "answer_anywhere_accuracy", "format_rate", "mean_length", "pass_at_k", "mixing_rate"]
+          "eval/answer_anywhere_accuracy", "eval/format_rate", "eval/mean_length", "eval/sampled_reflection_rate",
+          "eval/sampled_mixing_rate_zh"]
+TABLE_KEYS = ["accuracy", "answer_anywhere_accuracy", "format_rate", "mean_length", "pass_at_k", "mixing_rate",
+              "mixing_rate_zh", "sampled_mixing_rate_zh", "reflection_rate", "sampled_reflection_rate"]
 
 
 @dataclass
@@ -80,6 +82,8 @@ def default_rewards(config: GRPOConfig):
     names = list(config.rewards)
     if config.task == "countdown" and not config.dataset and "accuracy" in names:
         names[names.index("accuracy")] = "countdown"  # an expression is verified by evaluating it
+    if config.task == "code" and not config.dataset and "accuracy" in names:
+        names[names.index("accuracy")] = "code"  # a program is verified by running its hidden tests
     functions = reward_functions(names, config.reward_weights, config.reward_timeout)
     if config.template != "r1-zero":  # no <answer> tags asked for: read the last number, as the evaluation does
         functions = [replace(f, function=partial(f.function, extract="last_number"))
