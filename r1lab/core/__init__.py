@@ -32,6 +32,15 @@ from r1lab.core.policy import (
     importance_sampled_surrogate,
     policy_gradient_loss,
 )
+from r1lab.core.preference import (
+    TokenRewards,
+    adaptive_kl_controller,
+    bradley_terry_loss,
+    kl_penalised_token_rewards,
+    last_token_mask,
+    reward_centering,
+    token_level_gae,
+)
 from r1lab.core.returns import (
     GROUP_SCALES,
     discounted_returns,
@@ -71,6 +80,14 @@ __all__ = [
     "aggregate_loss",
     "AGGREGATION_MODES",
     "explained_variance",
+    # preference.py: the reward model's loss; RLHF-PPO's per-token reward, GAE and KL control
+    "bradley_terry_loss",
+    "reward_centering",
+    "last_token_mask",
+    "kl_penalised_token_rewards",
+    "TokenRewards",
+    "token_level_gae",
+    "adaptive_kl_controller",
     # optimize.py: TRPO's solver and line search
     "conjugate_gradient",
     "backtracking_line_search",
