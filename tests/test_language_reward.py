@@ -69,7 +69,7 @@ def test_the_reward_is_registered_and_runs_through_the_scorer():
     assert REWARDS["language_consistency"] is language_consistency_reward
     functions = reward_functions(["language_consistency"])
     # countdown's `target` field reaches the reward too, and is not mistaken for a language
-    totals, metrics = score(functions, ["q"] * 2, [ENGLISH, MIXED], {"language": ["en", "en"], "target": [24, 24]})
+    totals, metrics, _ = score(functions, ["q"] * 2, [ENGLISH, MIXED], {"language": ["en", "en"], "target": [24, 24]})
     assert totals == [1.0, 0.25] and metrics["rewards/language_consistency/mean"] == pytest.approx(0.625)
 
 

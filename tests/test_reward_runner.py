@@ -40,7 +40,7 @@ def one_value(prompts, completions, **_):
 def test_a_function_spinning_in_c_is_cut_at_its_limit_and_the_run_goes_on():
     function = RewardFunction("spin", catastrophic_regex, timeout=0.5, isolation="process")
     started = time.perf_counter()
-    totals, metrics = score([function], ["q"] * 3, ["ok", "spin", "ok"], {})
+    totals, metrics, _ = score([function], ["q"] * 3, ["ok", "spin", "ok"], {})
     assert totals == [1.0, 0.0, 1.0] and metrics["reward_failures/spin"] == 1
     assert time.perf_counter() - started < 10  # not the minutes the regex would take
     assert score([function], ["q"], ["ok"], {})[0] == [1.0]  # the next call works, in a fresh worker
@@ -57,7 +57,7 @@ def test_a_huge_integer_is_cut_and_its_worker_replaced():
 def test_a_warm_worker_serves_every_call():
     function = RewardFunction("half", half_or_none, isolation="process")
     for _ in range(5):
-        totals, metrics = score([function], ["q"] * 2, ["a", "skip"], {})
+        totals, metrics, _ = score([function], ["q"] * 2, ["a", "skip"], {})
     assert totals == [0.5, 0.0] and metrics["rewards/half/mean"] == 0.5  # None drops out, as in a thread
     assert function._worker.starts == 1
 
@@ -65,7 +65,7 @@ def test_a_warm_worker_serves_every_call():
 def test_a_process_function_keeps_the_failure_contract(caplog):
     function = RewardFunction("fragile", raises_on_boom, weight=2.0, isolation="process")
     with caplog.at_level("WARNING", logger="r1lab.rewards"):
-        totals, metrics = score([function], ["q"] * 3, ["ok", "boom", "ok"], {})
+        totals, metrics, _ = score([function], ["q"] * 3, ["ok", "boom", "ok"], {})
     assert totals == [2.0, 0.0, 2.0] and metrics["reward_failures/fragile"] == 1
     assert sum("fragile" in r.message for r in caplog.records) == 1
     assert "RuntimeError: cannot score this" in caplog.records[0].message  # the worker's traceback
@@ -84,7 +84,7 @@ def test_accuracy_runs_in_a_process_so_a_sympy_tower_is_cut():
     accuracy, formatting, code = reward_functions(["accuracy", "format", "code"], timeout=4.0)
     assert (accuracy.isolation, formatting.isolation, code.isolation) == ("process", "thread", "thread")
     assert code.timeout is None  # the sandbox kills each program at its own limit
-    totals, _ = score([accuracy], ["q"], [" <answer> 9**9**9**9 </answer>"], {"answer": ["1"]})
+    totals = score([accuracy], ["q"], [" <answer> 9**9**9**9 </answer>"], {"answer": ["1"]})[0]
     assert totals == [0.0] and accuracy.failures == 1
     assert score([accuracy], ["q"], [" <answer> 7 </answer>"], {"answer": ["7"]})[0] == [1.0]
 

@@ -69,14 +69,14 @@ def test_language_mixing_needs_both_scripts_outside_tags():
 
 def test_weighted_sum_and_per_function_metrics():
     functions = reward_functions(["accuracy", "format"], [2.0, 0.5])
-    totals, metrics = score(functions, ["q"] * 2, [GOOD, " 7"], {"answer": ["7", "7"]})
+    totals, metrics, _ = score(functions, ["q"] * 2, [GOOD, " 7"], {"answer": ["7", "7"]})
     assert totals == [2.5, 0.0]
     assert metrics["rewards/accuracy/mean"] == 0.5 and metrics["rewards/format/mean"] == 0.5
 
 
 def test_none_drops_out_of_the_function_statistics():
     only_first = RewardFunction("partial", lambda p, c, **_: [1.0, None])
-    totals, metrics = score([only_first], ["q", "q"], ["a", "b"], {})
+    totals, metrics, _ = score([only_first], ["q", "q"], ["a", "b"], {})
     assert totals == [1.0, 0.0] and metrics["rewards/partial/mean"] == 1.0
 
 
@@ -88,7 +88,7 @@ def test_a_raising_reward_scores_zero_for_that_sample_and_is_counted(caplog):
 
     function = RewardFunction("fragile", fragile)
     with caplog.at_level("WARNING", logger="r1lab.rewards"):
-        totals, metrics = score([function], ["q"] * 3, ["ok", "boom", "ok"], {})
+        totals, metrics, _ = score([function], ["q"] * 3, ["ok", "boom", "ok"], {})
         score([function], ["q"], ["boom"], {})
     assert totals == [1.0, 0.0, 1.0]
     assert metrics["reward_failures/fragile"] == 1
@@ -105,7 +105,7 @@ def test_a_hanging_reward_times_out_and_scores_zero():
 
     function = RewardFunction("slow", slow, timeout=0.2)
     started = time.perf_counter()
-    totals, metrics = score([function], ["q", "q"], ["fast", "slow"], {})
+    totals, metrics, _ = score([function], ["q", "q"], ["fast", "slow"], {})
     assert totals == [1.0, 0.0] and metrics["reward_failures/slow"] == 1
     assert time.perf_counter() - started < 2.5
 
@@ -119,7 +119,7 @@ def test_hung_calls_do_not_starve_later_ones():
 
     try:
         for _ in range(6):  # more hung calls than any small worker pool has workers
-            totals, _ = score([RewardFunction("stuck", stuck, timeout=0.05)], ["q"], ["a"], {})
+            totals = score([RewardFunction("stuck", stuck, timeout=0.05)], ["q"], ["a"], {})[0]
             assert totals == [0.0]
         fine = RewardFunction("fine", lambda p, c, **_: [0.5] * len(c), timeout=1.0)
         assert score([fine], ["q", "q"], ["a", "b"], {})[0] == [0.5, 0.5]

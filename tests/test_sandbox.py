@@ -249,6 +249,6 @@ def test_code_reward_is_the_share_of_tests_passed():
 
 def test_code_reward_is_registered_and_runs_in_the_scorer():
     assert REWARDS["code"] is code_reward
-    totals, metrics = score(reward_functions(["code"]), ["q"] * 2, [f"<answer>{ADD}</answer>", "<answer>x</answer>"],
+    totals, metrics, _ = score(reward_functions(["code"]), ["q"] * 2, [f"<answer>{ADD}</answer>", "<answer>x</answer>"],
                             {"tests": [ADD_TESTS, ADD_TESTS], "entry_point": ["add", "add"]})
     assert totals == [1.0, 0.0] and metrics["reward_failures/code"] == 0

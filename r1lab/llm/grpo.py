@@ -19,7 +19,7 @@ import resource
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -49,6 +49,7 @@ class Batch:
     completions: Completions
     rewards: torch.Tensor  # (B,)
     advantages: torch.Tensor  # (B,)
+    reward_parts: dict[str, list] = field(default_factory=dict)  # each reward function's (B,) values
 
 
 class PromptStream:
@@ -86,8 +87,9 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
                job: str = "grpo") -> dict:
     """Train with GRPO; returns the summary (also written to RUN_DIR/summary.json).
 
-    `score_completions(prompts, completions, fields) -> (rewards, metrics)` scores a batch; the
-    pipelines pass `r1lab.rewards.scorer(functions)`, which contains failing reward functions.
+    `score_completions(prompts, completions, fields) -> (rewards, metrics[, per-function values])`
+    scores a batch; the pipelines pass `r1lab.rewards.scorer(functions)`, which contains failing
+    reward functions and also returns each function's values (they go to the completions table).
 
     `evaluator(model, tokenizer) -> dict` runs before training, every `eval_every` steps and at
     the end. `stop_after` ends the run early after that many steps (as a kill would), leaving
@@ -200,7 +202,8 @@ def collect(policy, tokenizer, stream, score_completions, sampling, sampler, con
         policy.train()
         generation_seconds += time.perf_counter() - round_start
         fields = _item_fields(items)
-        rewards, reward_metrics = score_completions(prompts, completions.texts, fields)
+        rewards, reward_metrics, *by_function = score_completions(prompts, completions.texts, fields)
+        by_function = by_function[0] if by_function else {}
         rewards = torch.tensor(rewards, dtype=torch.float32)
         if config.overlong_buffer:
             rewards = rewards + overlong_penalty(completions.lengths.cpu(), config.max_new_tokens,
@@ -210,7 +213,8 @@ def collect(policy, tokenizer, stream, score_completions, sampling, sampler, con
         zero_var.append(1.0 - informative.float().mean().item())
         for g in range(len(items) // G):
             if informative[g] or not config.dynamic_sampling:
-                kept.append((items[g * G : (g + 1) * G], prompts[g * G : (g + 1) * G], completions, g, rewards))
+                parts = {name: values[g * G : (g + 1) * G] for name, values in by_function.items()}
+                kept.append((items[g * G : (g + 1) * G], prompts[g * G : (g + 1) * G], completions, g, rewards, parts))
     rewards_seen = torch.cat(all_rewards)
     metrics = {
         "reward": rewards_seen.mean().item(), "reward_std": rewards_seen.std().item() if rewards_seen.numel() > 1 else 0.0,
@@ -334,11 +338,13 @@ def _item_fields(items: list[TaskItem]) -> dict[str, list]:
 
 def _merge_groups(kept, G: int, config: GRPOConfig) -> Batch:
     """Stack the kept groups (possibly from several sampling rounds) into one padded batch."""
-    rows, items, prompts, rewards = [], [], [], []
-    for group_items, group_prompts, completions, g, round_rewards in kept:
+    rows, items, prompts, rewards, reward_parts = [], [], [], [], {}
+    for group_items, group_prompts, completions, g, round_rewards, parts in kept:
         rows.append((completions, slice(g * G, (g + 1) * G)))
         items += group_items
         prompts += group_prompts
+        for name, values in parts.items():
+            reward_parts.setdefault(name, []).extend(values)
         rewards.append(round_rewards[g * G : (g + 1) * G])
     rewards = torch.cat(rewards)
     prompt_width = max(c.prompt_ids.shape[1] for c, _ in rows)
@@ -355,15 +361,19 @@ def _merge_groups(kept, G: int, config: GRPOConfig) -> Batch:
         truncated=torch.cat([c.truncated[s] for c, s in rows]),
     )
     advantages = group_advantages(rewards, G, scale=config.scale_rewards)
-    return Batch(items, prompts, merged, rewards, advantages)
+    return Batch(items, prompts, merged, rewards, advantages, reward_parts)
 
 
 def _log_samples(run: Run, step: int, batch: Batch) -> None:
+    """Rows of the completions table (samples.jsonl): the first completion of every logged prompt,
+    with its total reward, each reward function's value and its advantage."""
+    lengths, truncated = batch.completions.lengths, batch.completions.truncated
     for i in range(0, len(batch.prompts), max(1, len(batch.prompts) // 8)):
-        run.append_jsonl("samples.jsonl", {"step": step, "question": batch.items[i].question,
-                                           "completion": batch.completions.texts[i],
-                                           "reward": batch.rewards[i].item(), "advantage": batch.advantages[i].item(),
-                                           "answer": batch.items[i].answer})
+        run.append_jsonl("samples.jsonl", {
+            "step": step, "question": batch.items[i].question, "completion": batch.completions.texts[i],
+            "reward": batch.rewards[i].item(), "rewards": {name: values[i] for name, values in batch.reward_parts.items()},
+            "advantage": batch.advantages[i].item(), "answer": batch.items[i].answer,
+            "completion_tokens": int(lengths[i]), "truncated": bool(truncated[i])})
 
 
 def _eval_metrics(evaluation: dict) -> dict:

@@ -133,13 +133,16 @@ class RewardFunction:
 
 
 def score(functions: list[RewardFunction], prompts: list[str], completions: list[str],
-          fields: dict[str, list]) -> tuple[list[float], dict[str, float]]:
-    """Total reward per completion (weighted sum; None counts 0) and per-function metrics."""
+          fields: dict[str, list]) -> tuple[list[float], dict[str, float], dict[str, list[float | None]]]:
+    """Total reward per completion (weighted sum; None counts 0), per-function metrics, and each
+    function's own values per completion (for the completions table)."""
     totals = [0.0] * len(completions)
     metrics: dict[str, float] = {}
+    by_function: dict[str, list[float | None]] = {}
     for function in functions:
         before = function.failures
         values = function(prompts, completions, fields)
+        by_function[function.name] = values
         applicable = [v for v in values if v is not None]
         for i, value in enumerate(values):
             if value is not None:
@@ -149,7 +152,7 @@ def score(functions: list[RewardFunction], prompts: list[str], completions: list
             metrics[f"rewards/{function.name}/mean"] = mean
             metrics[f"rewards/{function.name}/std"] = math.sqrt(sum((v - mean) ** 2 for v in applicable) / len(applicable))
         metrics[f"reward_failures/{function.name}"] = function.failures - before
-    return totals, metrics
+    return totals, metrics, by_function
 
 
 def scorer(functions: list[RewardFunction]):
