@@ -275,3 +275,27 @@ def test_a_user_preset_is_layered_on_the_envs_tuned_preset(tmp_path):
     assert result.exit_code == 0
     tuned = load_config(__import__("r1lab.policy_gradient", fromlist=["CONFIGS"]).CONFIGS["ppo"], "ppo-cartpole")
     assert "lr: 0.001" in printed and f"num_envs: {tuned.num_envs}" in printed and f"gae_lambda: {tuned.gae_lambda}" in printed
+
+
+def test_a_reward_function_of_yours_is_called_with_trls_signature(qwen2_dir, tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(textwrap.dedent("""
+        import json
+        def shorter(prompts, completions, answer, **fields):
+            with open("calls.jsonl", "a") as log:
+                log.write(json.dumps({"prompts": len(prompts), "completions": len(completions),
+                                      "answer": answer, "fields": sorted(fields)}) + "\\n")
+            return [1.0 / (1 + len(c)) for c in completions]
+    """))
+    monkeypatch.chdir(tmp_path)
+    result, output = r1lab("grpo", "--model", qwen2_dir, "--reward", "format", "--reward", "my_rewards:shorter=0.5",
+                           "--steps", "1", "--group-size", "2", "--prompts-per-step", "2", "--max-new-tokens", "4",
+                           "--run-dir", tmp_path / "run", "-q", "--set", "eval_items=2", "--set", "eval_k=0",
+                           "--set", "log_samples_every=1")
+    assert result.exit_code == 0, output
+    calls = [json.loads(line) for line in (tmp_path / "calls.jsonl").read_text().splitlines()]
+    assert calls[0]["prompts"] == calls[0]["completions"] == 4 and len(calls[0]["answer"]) == 4
+    assert {"a", "b", "op", "digits"} <= set(calls[0]["fields"])
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "my_rewards:shorter" in config and "0.5" in config
+    sample = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[0])
+    assert set(sample["rewards"]) == {"format", "my_rewards:shorter"}
