@@ -22,9 +22,10 @@ from r1lab.cli import (
 )
 from r1lab.llm.sft_config import SFTConfig
 from r1lab.pipelines.r1_zero import GRPOJobConfig, R1ZeroConfig
+from r1lab.tasks import TASKS
 
 TEMPLATES = "plain, chat or r1-zero"
-TASK_NAMES = "arithmetic, arithmetic-easy, countdown, code, chat, harmful"
+TASK_NAMES = ", ".join(TASKS)
 
 Model = Annotated[str | None, typer.Option("--model", help="'tiny' (bundled), a local directory or a hub id.",
                                            show_default="tiny")]
@@ -125,14 +126,15 @@ def generate(prompt: Annotated[list[str], typer.Option("--prompt", help="A promp
 @clear_errors
 def eval_llm(model: Annotated[str, typer.Option("--model", help="'tiny', a local directory or a hub id.")] = "tiny",
              task: Annotated[str, typer.Option(help=f"A built-in task: {TASK_NAMES}.")] = "arithmetic",
-             template: Annotated[str, typer.Option(help=f"{TEMPLATES}.")] = "r1-zero",
+             template: Annotated[str | None, typer.Option(help=f"{TEMPLATES}.",
+                                                          show_default="r1-zero; chat for requests")] = None,
              items: Annotated[int, typer.Option(help="Held-out questions to evaluate.")] = 200,
              k: Annotated[int, typer.Option("--k", help="Samples per question for pass@k (0: none).")] = 8,
              max_new_tokens: Annotated[int, typer.Option(help="Completion length limit.")] = 160,
              seed: Annotated[int, typer.Option(help="Random seed of the sampled completions.")] = 0,
              run_dir: RunDir = None):
-    """Held-out evaluation: greedy accuracy, pass@k, format, length and language mixing (reasoning
-    tasks); the share of helpful answers or of refusals, by the task's own check (chat, harmful)."""
+    """Held-out evaluation: greedy accuracy, pass@k, format, length, language mixing and self-checks
+    (reasoning tasks); the share of helpful replies or of refusals, by the task's own check (chat, harmful)."""
     from r1lab.llm.loading import load_model
     from r1lab.pipelines.evaluate import EvalSettings, evaluate
     from r1lab.runs import ConfigError, default_run_dir, write_json_atomic
@@ -142,14 +144,17 @@ def eval_llm(model: Annotated[str, typer.Option("--model", help="'tiny', a local
     if k < 0:
         raise ConfigError(f"--k must be >= 0, got {k}")
     chosen = get_task(task)
-    if task == "chat":
-        raise ConfigError("task 'chat' has no verifiable answer to score; evaluate a reasoning task "
-                          "(arithmetic, arithmetic-easy, countdown)")
+    requests = getattr(chosen, "answer_format", "number") == "text"  # chat, harmful, general: whole replies
+    template = template or ("chat" if requests else "r1-zero")
     loaded = load_model(model)
     held_out = chosen.items(items, "test", seed)
     result = evaluate(loaded.policy, loaded.tokenizer, held_out,
                       EvalSettings(template=template, items=items, k=k, max_new_tokens=max_new_tokens, seed=seed),
                       chosen)
+    if requests:  # accuracy is the task's own check of a reply: helpful for a request, a refusal for a harmful one
+        result = {("helpful_rate" if task == "chat" else "harmless_rate" if task == "harmful" else "rule_check_rate")
+                  if key == "accuracy" else key: value for key, value in result.items()
+                  if key not in ("answer_anywhere_accuracy", "format_rate", "sampled_format_rate")}
     table = Table(title=f"{model} on held-out {task} ({items} items, template {template})")
     table.add_column("metric")
     table.add_column("value", justify="right")

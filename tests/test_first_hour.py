@@ -185,7 +185,7 @@ def test_square_brackets_in_an_error_are_kept(tmp_path):
     (["train", "ppo", "--env", "LunarLander-v3"], 'pip install "gymnasium[box2d]"'),
     (["generate", "--prompt", "hi", "--num", "0"], "--num must be >= 1"),
     (["eval-llm", "--items", "0"], "--items must be >= 1"),
-    (["eval-llm", "--task", "chat"], "no verifiable answer"),
+    (["eval-llm", "--task", "nonsense"], "unknown task 'nonsense'"),
     (["sft", "--data", "x.jsonl", "--set", "lora.rank=8"], "needs peft"),
 ])
 def test_each_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, monkeypatch, args, message):
@@ -196,6 +196,14 @@ def test_each_bad_input_is_one_line_and_a_nonzero_exit(tmp_path, monkeypatch, ar
     result, output = r1lab(*args, "--run-dir", tmp_path / "run")
     assert result.exit_code != 0 and message in output, output
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_eval_llm_on_requests_reports_the_tasks_own_check(tmp_path):
+    result, output = r1lab("eval-llm", "--task", "chat", "--items", "4", "--k", "0", "--max-new-tokens", "8",
+                           "--run-dir", tmp_path)
+    assert result.exit_code == 0 and "helpful_rate" in output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["template"] == "chat" and 0 <= summary["helpful_rate"] <= 1
 
 
 def test_a_job_that_cannot_start_leaves_no_run_dir(tmp_path):
