@@ -135,3 +135,28 @@ def test_a_reward_returning_the_wrong_length_is_an_error_that_names_it():
 def test_unknown_reward_names_list_the_known_ones():
     with pytest.raises(ValueError, match="accuracy"):
         reward_functions(["acuracy"])
+
+
+R1_EN = " <think> 347+85: 7+5+0=12, 2; 34+8: 4+8+1=13, 32; 3+0: 3+0+1=4, 432. So 347+85=432. </think> The answer is 432."
+R1_ZH = " <think> 347+85：7+5+0=12，得2；34+8：4+8+1=13，得32；3+0：3+0+1=4，得432。所以347+85=432。 </think> 答案是432。"
+
+
+def test_r1_format_wants_reasoning_then_a_summary_and_no_answer_tags():
+    from r1lab.rewards import follows_r1_format, r1_format_reward
+
+    assert r1_format_reward(None, [R1_EN, R1_ZH]) == [1.0, 1.0]
+    assert not follows_r1_format(" <think> only reasoning </think> ")  # no summary
+    assert not follows_r1_format(" <think> a </think> <answer> 432 </answer>")  # R1-Zero's tags
+    assert not follows_r1_format(" The answer is 432.")  # no reasoning
+    assert not follows_r1_format(" <think> a <think> b </think> The answer is 4.")
+
+
+def test_the_r1_summary_gives_the_answer_in_either_language():
+    from r1lab.rewards import answer_in_summary
+
+    assert answer_in_summary(R1_EN) == "432" and answer_in_summary(R1_ZH) == "432"
+    assert answer_in_summary(" <think> x </think> The answer is (3+4)*2.") == "(3+4)*2"
+    assert answer_in_summary(" <think> x </think> 17") == "17" and answer_in_summary(" <think> x") is None
+    assert accuracy_reward(None, [R1_EN, R1_ZH, R1_EN], answer=["432", "432", "431"], extract="summary") == [1.0, 1.0, 0.0]
+    assert countdown_reward(None, [" <think> x </think> The answer is (3+4)*2."], numbers=[[2, 3, 4]], target=[14],
+                            extract="summary") == [1.0]

@@ -17,11 +17,14 @@ from r1lab.rewards.language import (
 )
 from r1lab.rewards.parsing import (
     answer_in_boxed,
+    answer_in_summary,
     answer_in_tags,
     extract_answer,
+    follows_r1_format,
     follows_soft_format,
     follows_strict_format,
     last_number,
+    summary_text,
     tag_count_score,
 )
 from r1lab.rewards.rules import (
@@ -29,6 +32,7 @@ from r1lab.rewards.rules import (
     answers_match,
     countdown_reward,
     format_reward,
+    r1_format_reward,
     soft_format_reward,
     tag_count_reward,
 )
@@ -37,6 +41,7 @@ from r1lab.rewards.runner import RewardFunction, RewardFunctionError, score, sco
 REWARDS = {
     "accuracy": accuracy_reward,
     "format": format_reward,
+    "r1_format": r1_format_reward,
     "soft_format": soft_format_reward,
     "tag_count": tag_count_reward,
     "countdown": countdown_reward,
@@ -93,9 +98,10 @@ def load_reward_function(spec: str):
 
 
 __all__ = [
-    "REWARDS", "RewardFunction", "RewardFunctionError", "accuracy_reward", "answer_in_boxed", "answer_in_tags",
-    "answers_match", "code_reward", "countdown_reward", "extract_answer", "extract_code", "follows_soft_format",
-    "follows_strict_format", "format_reward", "language_consistency", "language_consistency_reward",
-    "language_word_counts", "last_number", "load_reward_function", "mixes_languages", "reasoning_text", "reward_functions", "score",
-    "scorer", "soft_format_reward", "tag_count_reward", "tag_count_score",
+    "REWARDS", "RewardFunction", "RewardFunctionError", "accuracy_reward", "answer_in_boxed", "answer_in_summary",
+    "answer_in_tags", "answers_match", "code_reward", "countdown_reward", "extract_answer", "extract_code",
+    "follows_r1_format", "follows_soft_format", "follows_strict_format", "format_reward", "language_consistency",
+    "language_consistency_reward", "language_word_counts", "last_number", "load_reward_function", "mixes_languages",
+    "r1_format_reward", "reasoning_text", "reward_functions", "score", "scorer", "soft_format_reward", "summary_text",
+    "tag_count_reward", "tag_count_score",
 ]

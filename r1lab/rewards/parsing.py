@@ -57,7 +57,32 @@ def last_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
-EXTRACTORS = {"answer_tag": answer_in_tags, "boxed": answer_in_boxed, "last_number": last_number}
+ANSWER_LEADS = ("The answer is", "the answer is", "答案是", "答案：", "答案:")
+
+
+def summary_text(text: str) -> str | None:
+    """The part of an R1-format completion after its reasoning (after the last </think>), stripped;
+    None when the reasoning never closes."""
+    end = text.rfind("</think>")
+    return text[end + len("</think>") :].strip() if end >= 0 else None
+
+
+def answer_in_summary(text: str) -> str | None:
+    """The answer an R1-format summary gives: 'The answer is 432.' -> '432', '答案是(3+4)*2。' ->
+    '(3+4)*2'; a summary without the lead-in is the answer as it stands. None without a summary."""
+    summary = summary_text(text)
+    if not summary:
+        return None
+    for lead in ANSWER_LEADS:
+        at = summary.rfind(lead)
+        if at >= 0:
+            summary = summary[at + len(lead) :]
+            break
+    return summary.strip().rstrip("。.").strip() or None
+
+
+EXTRACTORS = {"answer_tag": answer_in_tags, "boxed": answer_in_boxed, "last_number": last_number,
+              "summary": answer_in_summary}
 
 
 def extract_answer(text: str, method: str = "answer_tag") -> str | None:
@@ -98,3 +123,14 @@ def tag_count_score(text: str) -> float:
     """Partial credit: 0.25 for each of the four tags that appears exactly once."""
     return sum(0.25 for tag in ("<think>", "</think>", "<answer>", "</answer>") if text.count(tag) == 1)
 
+
+
+def follows_r1_format(text: str) -> bool:
+    """DeepSeek-R1's readable format as r1lab fixes it: `<think> reasoning </think> summary`, each
+    think tag once, a non-empty summary after the reasoning, and no answer tags anywhere."""
+    body = text.strip()
+    if not body.startswith("<think>") or body.count("<think>") != 1 or body.count("</think>") != 1:
+        return False
+    if "<answer>" in body or "</answer>" in body:
+        return False
+    return bool(summary_text(body))

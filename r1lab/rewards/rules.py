@@ -12,6 +12,7 @@ from functools import lru_cache
 
 from r1lab.rewards.parsing import (
     extract_answer,
+    follows_r1_format,
     follows_soft_format,
     follows_strict_format,
     tag_count_score,
@@ -49,6 +50,11 @@ def accuracy_reward(prompts, completions, answer, extract: str = "answer_tag", m
 def format_reward(prompts, completions, **_) -> list[float]:
     """1.0 for R1-Zero's strict `<think> ... </think> <answer> ... </answer>` and nothing else."""
     return [float(follows_strict_format(text)) for text in completions]
+
+
+def r1_format_reward(prompts, completions, **_) -> list[float]:
+    """1.0 for R1's readable `<think> reasoning </think> summary`, a summary after the reasoning."""
+    return [float(follows_r1_format(text)) for text in completions]
 
 
 def soft_format_reward(prompts, completions, **_) -> list[float]:
