@@ -62,18 +62,21 @@ def trunk(model):
     return getattr(inner, inner.base_model_prefix)
 
 
-def score_head(model) -> torch.nn.Linear:
-    """The scalar head of a one-label sequence-classification model (`score`, or `classifier`)."""
+def score_head(model) -> torch.nn.Module:
+    """The scalar head of a one-label sequence-classification model (`score`, or `classifier`): a
+    linear layer, or under LoRA peft's wrapper that trains a copy of it."""
     inner = base_transformer(model)
     head = getattr(inner, "score", None) or getattr(inner, "classifier", None)
-    if not isinstance(head, torch.nn.Linear):
+    if not isinstance(head, torch.nn.Linear) and not hasattr(head, "modules_to_save"):
         raise ValueError(f"{type(inner).__name__} has no linear `score` head: not a reward model r1lab can use")
     return head
 
 
-def float32_head(head: torch.nn.Linear, hidden: torch.Tensor) -> torch.Tensor:
+def float32_head(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
     """The head in fp32 whatever the compute dtype (as the LM head: see `r1lab.llm.precision`)."""
     with torch.autocast(hidden.device.type, enabled=False):
+        if not isinstance(head, torch.nn.Linear):  # peft's wrapper: its active copy, whose weights train in fp32
+            return head(hidden.float())
         bias = None if head.bias is None else head.bias.float()
         return F.linear(hidden.float(), head.weight.float(), bias)
 

@@ -84,6 +84,18 @@ def _sft():
     return SFTConfig
 
 
+def _reward_model():
+    from r1lab.llm.rlhf_config import RewardModelConfig
+
+    return RewardModelConfig
+
+
+def _rlhf():
+    from r1lab.pipelines.rlhf import RLHFJobConfig
+
+    return RLHFJobConfig
+
+
 def _pretrain():
     from r1lab.llm.tiny import PretrainConfig
 
@@ -98,6 +110,8 @@ JOBS: dict[str, JobCommand] = {
     "r1-zero": JobCommand(("r1-zero",), _r1_zero),
     "sft": JobCommand(("sft",), _sft),
     "pretrain-tiny": JobCommand(("pretrain-tiny",), _pretrain),
+    "reward-model": JobCommand(("reward-model",), _reward_model),
+    "rlhf": JobCommand(("rlhf",), _rlhf),
 }
 
 
