@@ -134,3 +134,15 @@ def test_summary_only_scores_the_part_after_the_reasoning(trained):
     function = reward_model_function(path, name="helpful_rm", summary_only=True)
     assert function.isolation == "thread" and function.timeout is None
     assert function(prompt, r1_reply, {}) == pytest.approx(summary(prompt, r1_reply))
+
+
+def test_mismatched_pairs_reject_a_good_answer_to_another_request():
+    from r1lab.llm.reward_model import with_mismatched_pairs
+
+    pairs = read_preference_pairs("helpful", count=50)
+    augmented = with_mismatched_pairs(pairs, 0.5, seed=0)
+    assert augmented[:50] == pairs and len(augmented) == 75
+    chosen_of = {p["prompt"]: {q["chosen"] for q in pairs if q["prompt"] == p["prompt"]} for p in pairs}
+    for extra in augmented[50:]:
+        assert extra["chosen"] in chosen_of[extra["prompt"]]
+        assert extra["rejected"] in {p["chosen"] for p in pairs} - chosen_of[extra["prompt"]]

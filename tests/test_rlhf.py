@@ -197,3 +197,12 @@ def test_the_job_trains_its_reward_models_and_reports_before_and_after(tmp_path)
     assert (tmp_path / "plots" / "rm_score.png").exists()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert all(r["memory/reward_model_mb"] > 0 for r in records if "rm_score" in r)
+
+
+def test_without_a_kl_term_no_reference_model_is_built(qwen2_dir, reward_dir, tmp_path):
+    config = small(qwen2_dir, reward_dir, beta=0.0, measure_kl=False, steps=1)
+    models = rlhf.build_models(config)
+    assert models.reference is None and not models.with_reference
+    run(config, tmp_path)
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert record["kl"] == 0 and record["memory/reference_mb"] == 0

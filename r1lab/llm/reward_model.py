@@ -273,6 +273,21 @@ def _pair(row: dict, where: str, margin_field: str) -> dict:
             "margin": None if margin is None else float(margin)}
 
 
+def with_mismatched_pairs(pairs: list[dict], share: float, seed: int = 0) -> list[dict]:
+    """`pairs` plus round(share * len) pairs (prompt_i, chosen_i, chosen_j): a good answer to another
+    request is a bad answer to this one. It teaches the model to read whether an answer fits its
+    prompt, which the policy's off-topic samples need and hand-made rejected answers rarely show."""
+    rng = random.Random(seed)
+    extra, attempts = [], 0
+    wanted = round(share * len(pairs))
+    while len(extra) < wanted and attempts < 20 * wanted:
+        attempts += 1
+        own, other = rng.choice(pairs), rng.choice(pairs)
+        if other["prompt"] != own["prompt"] and other["chosen"] != own["chosen"]:
+            extra.append({"prompt": own["prompt"], "chosen": own["chosen"], "rejected": other["chosen"], "margin": None})
+    return pairs + extra
+
+
 def render_prompt(tokenizer, prompt: str, template: str) -> str:
     return apply_template(template, prompt, tokenizer)
 
@@ -390,6 +405,8 @@ def train_reward_model(config: RewardModelConfig, run_dir: str | Path, *, datase
     train_rows, eval_rows = _split(config, dataset, eval_dataset)
     if not train_rows:
         raise ValueError(f"{config.data}: no training pairs")
+    if config.mismatched_pairs:
+        train_rows = with_mismatched_pairs(train_rows, config.mismatched_pairs, config.seed)
     train = encode_pairs(tokenizer, train_rows, config.template, config.max_length)
     held_out = encode_pairs(tokenizer, eval_rows, config.template, config.max_length) if eval_rows else []
     model, tokenizer, device = new_reward_model(config.model, device=config.device, dtype=config.dtype, lora=config.lora,

@@ -79,11 +79,12 @@ class Models:
 
     policy: Any
     tokenizer: Any
-    reference: Any | None  # None with LoRA: the reference is the policy with its adapters disabled
+    reference: Any | None  # None with LoRA (the policy with its adapters disabled), or when no KL is wanted
     critic: Any | None  # None when shared
     value_head: ValueHead | None  # the shared critic's head
     device: torch.device
     recorder: HeadRecorder | None = None
+    with_reference: bool = True  # False: beta = 0 and measure_kl off, so no reference forward at all
 
     @property
     def lora(self) -> bool:
@@ -105,6 +106,8 @@ class Models:
     def reference_logprobs(self, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float):
         """log pi_ref of the completion tokens (B, T): the frozen copy, or with LoRA the base model
         under the adapters, which is the policy before training without a second copy of the weights."""
+        if not self.with_reference:
+            raise ValueError("this run has no reference model (beta = 0 and measure_kl is false)")
         if self.reference is not None:
             return token_logprobs(self.reference, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                   temperature=temperature)[0]
@@ -148,7 +151,8 @@ def disable_dropout(model) -> None:
 def build_models(config: RLHFConfig) -> Models:
     """Load the actor (and a frozen reference unless LoRA gives one for free) and the critic."""
     lora = config.lora.rank > 0
-    loaded = load_model(config.model, reference=not lora, device=config.device, dtype=config.dtype,
+    with_reference = config.beta > 0 or config.kl_target is not None or config.measure_kl
+    loaded = load_model(config.model, reference=with_reference and not lora, device=config.device, dtype=config.dtype,
                         lora=config.lora, gradient_checkpointing=config.gradient_checkpointing)
     policy = loaded.policy
     disable_dropout(policy)
@@ -170,7 +174,8 @@ def build_models(config: RLHFConfig) -> Models:
         disable_dropout(critic)
     if value_head is not None or config.ent_coef > 0:
         recorder = HeadRecorder(policy)
-    return Models(policy, loaded.tokenizer, loaded.reference, critic, value_head, loaded.device, recorder)
+    return Models(policy, loaded.tokenizer, loaded.reference, critic, value_head, loaded.device, recorder,
+                  with_reference)
 
 
 def _is_reward_model(path: str) -> bool:
@@ -294,7 +299,8 @@ def score_and_estimate(models: Models, scorer: Scorer, items, prompts, completio
         old_logprobs[rows, :width], old_values[rows, :width], entropy[rows, :width] = logprobs, values, row_entropy
         forward_seconds += time.perf_counter() - started
         started = time.perf_counter()
-        ref_logprobs[rows, :width] = models.reference_logprobs(*tensors, temperature=config.temperature)
+        ref_logprobs[rows, :width] = (models.reference_logprobs(*tensors, temperature=config.temperature)
+                                      if models.with_reference else logprobs)  # no reference: KL 0, as GRPO's beta = 0
         reference_seconds += time.perf_counter() - started
     timings.update({"time/forward": forward_seconds, "time/reference": reference_seconds})
 

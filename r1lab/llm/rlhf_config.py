@@ -27,6 +27,7 @@ class RewardModelConfig:
     eval_pairs: int = 200
     template: Literal["chat", "plain"] = "chat"  # how a prompt is rendered before its response
     max_length: int = 256  # tokens of prompt + response + EOS; longer pairs are cut on the left of the response's end
+    mismatched_pairs: float = 0.0  # extra pairs, per training pair, whose rejected answer is another prompt's chosen one
     # the objective
     margin_field: str = "margin"  # a column of per-pair margins, used where rows have it
     center_rewards_coef: float = 0.0  # reward centering: + coef * mean((r_c + r_r)^2); 0.01 is the usual value
@@ -62,6 +63,7 @@ class RewardModelConfig:
         require(0 <= self.eval_share < 1, "eval_share", "must be in [0, 1)")
         require(self.center_rewards_coef >= 0, "center_rewards_coef", "must be >= 0")
         require(self.train_pairs >= 1 and self.eval_pairs >= 0, "train_pairs", "must be >= 1 (eval_pairs >= 0)")
+        require(self.mismatched_pairs >= 0, "mismatched_pairs", "must be >= 0")
         require(self.max_length >= 8, "max_length", "must be >= 8")
         require(self.normalization_pairs >= 1, "normalization_pairs", "must be >= 1")
 
@@ -95,6 +97,7 @@ class RLHFConfig:
     kl_estimator: Literal["k1", "k2", "k3"] = "k1"
     kl_target: float | None = None  # set: Ziegler et al.'s adaptive beta holds the sequence KL near this (nats)
     kl_horizon: int = 10000  # samples over which the adaptive beta may change by about e^0.2
+    measure_kl: bool = True  # with beta = 0, still build the reference to log the KL; false: no reference at all
     # 3 estimate
     gamma: float = 1.0
     lam: float = 0.95

@@ -49,6 +49,7 @@ class RewardModelTraining:
     lr: float = 1e-3
     train_pairs: int = 2000
     eval_pairs: int = 200
+    mismatched_pairs: float = 0.5  # extra pairs whose rejected answer is another request's chosen one
     center_rewards_coef: float = 0.0
 
 
@@ -89,6 +90,7 @@ def train_needed_reward_models(config: RLHFJobConfig, run_dir: Path, quiet: bool
         rm_config = RewardModelConfig(model=settings.model or config.model, data=name, steps=settings.steps,
                                       batch_size=settings.batch_size, lr=settings.lr, train_pairs=settings.train_pairs,
                                       eval_pairs=settings.eval_pairs, center_rewards_coef=settings.center_rewards_coef,
+                                      mismatched_pairs=settings.mismatched_pairs,
                                       template="chat" if config.template == "chat" else "plain", seed=config.seed,
                                       device=config.device, dtype=config.dtype, checkpoint_every=10**6)
         if not quiet:
@@ -147,7 +149,8 @@ def make_evaluator(config: RLHFJobConfig, scorer, benign, harmful, others):
             *tensors, _ = trimmed(completions, rows)
             with torch.no_grad():
                 logprobs = token_logprobs(policy, *tensors, temperature=config.temperature)[0]
-                ref = models.reference_logprobs(*tensors, temperature=config.temperature)
+                ref = (models.reference_logprobs(*tensors, temperature=config.temperature) if models.with_reference
+                       else logprobs)
             kls.append(masked_sum(kl_estimate(logprobs, ref, "k1"), tensors[3], dim=1).cpu())
             texts += completions.texts
             scores.append(chunk_scores.cpu())
