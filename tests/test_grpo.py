@@ -229,3 +229,15 @@ def test_unknown_reward_and_malformed_dataset_row_are_clear_errors(qwen2_dir, tm
     data.write_text('{"prompt": "1+1?", "answer": "2"}\n{"prompt": "2+2?"}\n')
     with pytest.raises(ValueError, match=r"data.jsonl:2: missing field 'answer'"):
         run_grpo_job(GRPOJobConfig(model=str(qwen2_dir), dataset=str(data)), tmp_path / "b", quiet=True)
+
+
+def test_padding_aware_micro_batches_give_a_long_tail_its_own_micro_batch():
+    lengths = torch.tensor([5] * 14 + [120, 128])
+    mask = (torch.arange(128)[None] < lengths[:, None]).float()
+    micro_batches = grpo_module.padding_aware_micro_batches(mask, micro=16, overhead=64)
+    assert sorted(torch.cat(micro_batches).tolist()) == list(range(16))  # every row once
+    widths = [int(lengths[rows].max()) for rows in micro_batches]
+    assert widths == [5, 128]  # 14 x 5 + 2 x 128 + 2 x 64 instead of 16 x 128 + 64
+    assert max(len(rows) for rows in grpo_module.padding_aware_micro_batches(mask, micro=4)) <= 4
+    flat = grpo_module.padding_aware_micro_batches(torch.ones(8, 10), micro=8, overhead=64)
+    assert len(flat) == 1  # equal lengths: cutting saves nothing

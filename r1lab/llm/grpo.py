@@ -36,7 +36,7 @@ from r1lab.core import (
 from r1lab.llm.generation import Completions, SamplingSettings, generate
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.loading import load_model
-from r1lab.llm.logprobs import token_logprobs
+from r1lab.llm.logprobs import PromptPass, completion_logprobs_after, shares_prompts, token_logprobs
 from r1lab.llm.prompts import apply_template
 from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict, warmup_then_decay
 from r1lab.tasks.base import TaskItem
@@ -240,43 +240,31 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
     """Step 4: mu optimiser steps on the clipped per-token objective, micro-batch by micro-batch."""
     c = batch.completions
     mask = c.completion_mask * (~c.truncated).float()[:, None] if config.mask_truncated else c.completion_mask
-    size, micro = c.completion_ids.shape[0], config.micro_batch_size
+    size = c.completion_ids.shape[0]
     advantages = batch.advantages.to(c.logprobs.device)[:, None]
     total_tokens = mask.sum().clamp(min=1)
-    ref_logprobs, reference_started = None, time.perf_counter()
+    micro_batches = micro_batch_rows(c.completion_mask, config)
+    reference_started = time.perf_counter()
+    ref_logprobs = None
     if config.beta > 0:
-        with torch.no_grad():
-            ref_logprobs, _ = token_logprobs(reference, c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask,
-                                             temperature=config.temperature, chunk_size=micro)
+        ref_logprobs = logprobs_by_micro_batch(reference, c, micro_batches, config.temperature)
     reference_seconds = time.perf_counter() - reference_started
-    # each micro-batch is cut to its own real width; sorting rows by length first puts rows of
-    # similar length together, so little compute goes to padding. The step's loss is a sum over
-    # rows for every loss type but bnpo, whose token mean is per micro-batch by definition: its
-    # micro-batches keep the sampled order, so that their composition does not depend on length.
-    if config.loss_type == "bnpo":
-        micro_batches = list(torch.arange(size).split(micro))
-    else:
-        micro_batches = length_sorted_micro_batches(c.completion_mask, micro)
     # with mu > 1, pi_old is the policy before the first pass, computed by the training forward
     # itself, micro-batch by micro-batch in the shapes the passes use: the first pass's ratio is
     # then exactly 1. The sampler's log-probs come from other kernels (and in bf16 other
     # roundings), so taking them as pi_old would clip tokens for numerical reasons alone.
-    old_logprobs = None
-    if config.num_iterations > 1:
-        with torch.no_grad():
-            old_logprobs = [token_logprobs(policy, *trimmed(c, rows)[:4], temperature=config.temperature)[0]
-                            for rows in micro_batches]
+    old_logprobs = logprobs_by_micro_batch(policy, c, micro_batches, config.temperature) if config.num_iterations > 1 else None
     sums = {"loss": 0.0, "clip_fraction": 0.0, "kl": 0.0, "entropy": 0.0, "grad_norm": 0.0}
     for _ in range(config.num_iterations):
         optimizer.zero_grad(set_to_none=True)
+        prompts = PromptPass(policy, c.prompt_ids, c.prompt_mask, requires_grad=True) if shares_prompts(policy) else None
         for index, rows in enumerate(micro_batches):
-            prompt_ids, prompt_mask, completion_ids, completion_mask, width = trimmed(c, rows)
-            logprobs, entropy = token_logprobs(policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                               temperature=config.temperature, with_entropy=True)
+            logprobs, entropy, width = micro_batch_logprobs(policy, c, rows, prompts, config.temperature,
+                                                            with_entropy=True)
             row_mask = mask[rows, :width]
             # with mu = 1 the old policy is the current one: ratio = 1 in value, not in gradient
             old = logprobs.detach() if old_logprobs is None else old_logprobs[index]
-            ref = ref_logprobs[rows, :width] if ref_logprobs is not None else None
+            ref = ref_logprobs[index] if ref_logprobs is not None else None
             loss, terms, kl = grpo_loss(logprobs, old, advantages[rows], row_mask, config, ref,
                                         num_tokens=total_tokens if config.loss_type == "dapo" else None)
             share = len(rows) / size
@@ -287,12 +275,47 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
             sums["loss"] += loss.item() * weight
             sums["clip_fraction"] += masked_mean(terms.clipped.float(), row_mask).item() * share
             sums["entropy"] += masked_mean(entropy, row_mask).item() * share
+        if prompts is not None:
+            prompts.backward()  # the prompts' share of the gradient, gathered from every micro-batch
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
         if not math.isfinite(float(grad_norm)):
             raise FloatingPointError("GRPO: the gradient norm is not finite; lower lr or check the rewards")
         sums["grad_norm"] += float(grad_norm)
         optimizer.step()
     return {**{key: value / config.num_iterations for key, value in sums.items()}, "time/reference": reference_seconds}
+
+
+def micro_batch_rows(completion_mask: torch.Tensor, config: GRPOConfig) -> list[torch.Tensor]:
+    """The step's micro-batches. Every loss type but bnpo sums over rows, so rows may be grouped
+    by completion length and each micro-batch cut to its own width (little compute on padding);
+    bnpo's token mean is per micro-batch by definition, so its micro-batches keep the sampled
+    order, and their composition does not depend on length."""
+    if config.loss_type == "bnpo":
+        return list(torch.arange(completion_mask.shape[0]).split(config.micro_batch_size))
+    return padding_aware_micro_batches(completion_mask, config.micro_batch_size)
+
+
+def micro_batch_logprobs(model, c: Completions, rows: torch.Tensor, prompts: PromptPass | None, temperature: float,
+                         with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+    """Log-probs (and entropy) of these rows' completions, cut to their real width, and the width;
+    their prompts from the batch's `prompts` pass when there is one, else run with them."""
+    if prompts is None:
+        prompt_ids, prompt_mask, completion_ids, completion_mask, width = trimmed(c, rows)
+        logprobs, entropy = token_logprobs(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                                           temperature=temperature, with_entropy=with_entropy)
+        return logprobs, entropy, width
+    width = max(1, int(c.completion_mask[rows].sum(1).max()))
+    logprobs, entropy = completion_logprobs_after(prompts, rows, c.completion_ids[rows, :width],
+                                                  c.completion_mask[rows, :width], temperature=temperature,
+                                                  with_entropy=with_entropy)
+    return logprobs, entropy, width
+
+
+@torch.no_grad()
+def logprobs_by_micro_batch(model, c: Completions, micro_batches: list[torch.Tensor], temperature: float):
+    """`model`'s log-probs of the batch (no gradient), one (rows, width) tensor per micro-batch."""
+    prompts = PromptPass(model, c.prompt_ids, c.prompt_mask, requires_grad=False) if shares_prompts(model) else None
+    return [micro_batch_logprobs(model, c, rows, prompts, temperature)[0] for rows in micro_batches]
 
 
 def grpo_loss(logprobs, old_logprobs, advantages, mask, config: GRPOConfig, ref_logprobs=None, num_tokens=None):
@@ -317,6 +340,36 @@ def length_sorted_micro_batches(completion_mask: torch.Tensor, micro: int) -> li
     """Row indices in micro-batches of at most `micro`, rows sorted by completion length."""
     order = torch.argsort(completion_mask.sum(1), stable=True)
     return list(order.split(micro))
+
+
+MICRO_BATCH_COST = 64  # one more forward and backward's fixed cost, in completion tokens of work (small models)
+
+
+def padding_aware_micro_batches(completion_mask: torch.Tensor, micro: int,
+                                overhead: int = MICRO_BATCH_COST) -> list[torch.Tensor]:
+    """Row indices in micro-batches of at most `micro` rows, rows sorted by completion length and
+    cut where a cut saves more padding than a micro-batch costs.
+
+    Over rows sorted by length l_1 <= ... <= l_n, the partition minimises
+        sum over micro-batches [rows x l_last + overhead]
+    (the work of a micro-batch cut to its longest row, plus a fixed cost each), found by dynamic
+    programming in O(n x micro). A long tail of a few long completions then gets micro-batches of
+    its own instead of widening the rest to its length."""
+    lengths = completion_mask.sum(1)
+    order = torch.argsort(lengths, stable=True)
+    sorted_lengths = [max(1, int(v)) for v in lengths[order].tolist()]
+    n = len(sorted_lengths)
+    best, cut = [0.0] + [math.inf] * n, [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - micro), end):
+            cost = best[start] + (end - start) * sorted_lengths[end - 1] + overhead
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    bounds, end = [], n
+    while end > 0:
+        bounds.append((cut[end], end))
+        end = cut[end]
+    return [order[start:end] for start, end in reversed(bounds)]
 
 
 def trimmed(c: Completions, rows: torch.Tensor):

@@ -9,6 +9,12 @@ its keys and values are computed for the distinct prompts and indexed out to the
 only the completions run per row. Gradients flow back through the indexing into the one
 prompt pass, so the numbers and the gradient are those of the plain forward (tested), for
 about G times less prompt work.
+
+`PromptPass` does the same across micro-batches: the batch's distinct prompts run once, and
+each micro-batch runs only its completions against them, so micro-batches can be cut by
+completion length (little padding) without running a prompt once per micro-batch it has rows
+in. With gradients, the pass's outputs are leaves whose gradients the micro-batches' backward
+passes accumulate; `PromptPass.backward()` then carries them through the prompt pass, once.
 """
 
 from __future__ import annotations
@@ -93,3 +99,70 @@ def _takes_cache(model) -> bool:
     if checkpointing is None:  # transformers before the rename
         checkpointing = getattr(model, "is_gradient_checkpointing", False)
     return not checkpointing
+
+
+class PromptPass:
+    """The distinct prompts of a batch, run once: every layer's keys and values, and the logits
+    that predict each row's first completion token. Rows are the batch's rows; `copy_of[row]` is
+    the distinct prompt a row continues."""
+
+    def __init__(self, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, requires_grad: bool):
+        from transformers import DynamicCache
+
+        self.model, self.prompt_mask = model, prompt_mask
+        width = prompt_ids.shape[1]
+        distinct, self.copy_of = torch.unique(torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], dim=1),
+                                              dim=0, return_inverse=True)
+        distinct_mask = distinct[:, width:].to(prompt_mask.dtype)
+        cache = DynamicCache(config=model.config)
+        with torch.set_grad_enabled(requires_grad), autocast(model):
+            out = model(input_ids=distinct[:, :width], attention_mask=distinct_mask,
+                        position_ids=sequence_positions(distinct_mask), use_cache=True, logits_to_keep=1,
+                        **{cache_argument(model): cache})
+        self.outputs = [t for layer in cache.layers for t in (layer.keys, layer.values)] + [out.logits[:, -1]]
+        # the micro-batches read detached leaves: their backward passes stop here and accumulate
+        self.leaves = [t.detach().requires_grad_(requires_grad) for t in self.outputs]
+
+    def cache_for(self, rows: torch.Tensor):
+        """A cache holding the prompt keys and values of these rows, ready for their completions."""
+        from transformers import DynamicCache
+
+        cache, prompts = DynamicCache(config=self.model.config), self.copy_of[rows]
+        for layer in range(len(self.leaves) // 2):
+            cache.update(self.leaves[2 * layer][prompts], self.leaves[2 * layer + 1][prompts], layer)
+        return cache
+
+    def first_logits(self, rows: torch.Tensor) -> torch.Tensor:
+        return self.leaves[-1][self.copy_of[rows]]
+
+    def backward(self) -> None:
+        """Carry the gradients the micro-batches left on the leaves through the prompt pass."""
+        pairs = [(out, leaf.grad) for out, leaf in zip(self.outputs, self.leaves) if leaf.grad is not None]
+        if pairs:
+            torch.autograd.backward([out for out, _ in pairs], [grad for _, grad in pairs])
+
+
+def completion_logprobs_after(prompts: PromptPass, rows: torch.Tensor, completion_ids: torch.Tensor,
+                              completion_mask: torch.Tensor, *, temperature: float = 1.0,
+                              with_entropy: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """`token_logprobs` of these rows' completions (B_rows, T), their prompts taken from `prompts`."""
+    model = prompts.model
+    attention_mask = torch.cat([prompts.prompt_mask[rows], completion_mask.to(prompts.prompt_mask.dtype)], dim=1)
+    positions = sequence_positions(attention_mask)[:, prompts.prompt_mask.shape[1]:]
+    with autocast(model):
+        rest = model(input_ids=completion_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                     **{cache_argument(model): prompts.cache_for(rows)})
+    logits = torch.cat([prompts.first_logits(rows)[:, None], rest.logits[:, :-1]], dim=1).float()
+    if temperature != 1.0:
+        logits = logits / temperature
+    logprobs = (logits.gather(-1, completion_ids.unsqueeze(-1)).squeeze(-1) - logits.logsumexp(-1)) * completion_mask
+    entropy = None
+    if with_entropy:
+        with torch.no_grad():
+            entropy = categorical_entropy(logits) * completion_mask
+    return logprobs, entropy
+
+
+def shares_prompts(model) -> bool:
+    """Whether `PromptPass` can serve this model (a model that checkpoints activations cannot take a cache)."""
+    return _takes_cache(model)
