@@ -100,3 +100,12 @@ def test_the_base_model_figures_run_on_any_model(qwen2_dir):
     assert sum(case.correct for case in cases) * 2 == len(cases) <= 4
     figures = judge_agreement(model, tokenizer, rendered_judge_cases(task.items(4, "test")), max_new_tokens=6)
     assert figures["cases"] == 4 and 0 <= figures["agreement"] <= 1
+
+
+def test_under_the_r1_template_answers_come_from_the_summary_and_format_is_r1s():
+    from r1lab.pipelines.evaluate import follows_format, template_answer
+
+    text = " <think> 3+4: 3+4+0=7, 7. So 3+4=7. Check 9. </think> The answer is 7."
+    assert template_answer(text, "r1") == "7" and template_answer(text, "plain") == "7"
+    assert template_answer(" <think> 3+4=7, not 9 </think>", "r1") is None  # no summary: no answer
+    assert follows_format(text, "r1") and not follows_format(text, "r1-zero")

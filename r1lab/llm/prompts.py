@@ -16,7 +16,7 @@ from r1lab.tasks import get_task
 from r1lab.tasks.base import TaskItem
 from r1lab.tasks.templates import r1_zero_prompt
 
-TEMPLATES = ("plain", "chat", "r1-zero")
+TEMPLATES = ("plain", "chat", "r1-zero", "r1")
 
 
 def apply_template(name: str, question: str, tokenizer=None) -> str:
@@ -24,9 +24,9 @@ def apply_template(name: str, question: str, tokenizer=None) -> str:
         return question
     if name == "r1-zero":
         return r1_zero_prompt(question)
-    if name == "chat":
+    if name in ("chat", "r1"):  # r1: the chat template, answered in R1's `<think> ... </think> summary`
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise ValueError("template 'chat' needs a tokenizer with a chat template")
+            raise ValueError(f"template '{name}' needs a tokenizer with a chat template")
         return tokenizer.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
                                              add_generation_prompt=True)
     raise ValueError(f"unknown template '{name}'; templates: {', '.join(TEMPLATES)}")

@@ -27,7 +27,13 @@ from r1lab.llm.generation import SamplingSettings, generate
 from r1lab.llm.prompts import apply_template
 from r1lab.rewards.code import extract_code
 from r1lab.rewards.language import mixes_languages
-from r1lab.rewards.parsing import answer_in_tags, follows_strict_format, last_number
+from r1lab.rewards.parsing import (
+    answer_in_tags,
+    follows_r1_format,
+    follows_strict_format,
+    last_number,
+    summary_text,
+)
 from r1lab.rewards.rules import answers_match
 from r1lab.tasks.arithmetic import has_self_check
 from r1lab.tasks.base import TaskItem
@@ -69,13 +75,22 @@ def are_correct(answers: list[str | None], items: list[TaskItem], task=None) -> 
 
 
 def template_answer(text: str, template: str, task=None) -> str | None:
-    """The answer a completion gives, read as the template and the task ask for it."""
+    """The answer a completion gives, read as the template and the task ask for it: under r1 (R1's
+    `<think> ... </think> summary`) from the summary, under r1-zero from the <answer> tags."""
     form = getattr(task, "answer_format", "number")
     if form == "code":
         return extract_code(text)
+    if template == "r1":
+        summary = summary_text(text)
+        return None if summary is None else summary if form == "text" else last_number(summary)
     if form == "text":
         return text.strip()
     return answer_in_tags(text) if template == "r1-zero" else last_number(text)
+
+
+def follows_format(text: str, template: str) -> bool:
+    """R1's reasoning-and-summary format under the r1 template; R1-Zero's tags under any other."""
+    return follows_r1_format(text) if template == "r1" else follows_strict_format(text)
 
 
 def anywhere_answer(text: str, task=None) -> str | None:
@@ -119,7 +134,7 @@ def evaluate(model, tokenizer, items: list[TaskItem], settings: EvalSettings, ta
         "accuracy": _mean(correct),
         "accuracy_zh": _mean(chinese) if chinese else None,
         "answer_anywhere_accuracy": _mean(anywhere),
-        "format_rate": _mean([follows_strict_format(t) for t in texts]),
+        "format_rate": _mean([follows_format(t, settings.template) for t in texts]),
         "mean_length": _mean(lengths),
         **language_figures(texts, items),
         "items": len(items),
@@ -134,7 +149,7 @@ def evaluate(model, tokenizer, items: list[TaskItem], settings: EvalSettings, ta
         per_item = [sum(hits[i * settings.k : (i + 1) * settings.k]) for i in range(len(items))]
         result["pass_at_k"] = _mean([c > 0 for c in per_item])
         result["pass_at_1_sampled"] = _mean(hits)
-        result["sampled_format_rate"] = _mean([follows_strict_format(t) for t in samples])
+        result["sampled_format_rate"] = _mean([follows_format(t, settings.template) for t in samples])
         result.update(language_figures(samples, repeated_items, prefix="sampled_"))
         result["k"] = settings.k
     if was_training:
