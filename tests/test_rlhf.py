@@ -182,12 +182,19 @@ def test_settings_that_cannot_work_are_refused_with_the_reason():
         load_config(RLHFConfig, sets=["kl_estimator=k4"])
 
 
-def test_the_job_trains_its_reward_models_and_reports_before_and_after(tmp_path):
+def test_the_job_trains_its_reward_models_resumes_and_reports_before_and_after(tmp_path):
+    import yaml
+
     from r1lab.pipelines.rlhf import RewardModelTraining, RLHFJobConfig, run_rlhf_job
 
     config = RLHFJobConfig(steps=2, prompts_per_step=4, max_new_tokens=8, eval_items=3, eval_k=1, checkpoint_every=100,
                            reward_model_training=RewardModelTraining(steps=2, train_pairs=40, eval_pairs=10))
-    summary = run_rlhf_job(config, tmp_path, quiet=True)
+    assert run_rlhf_job(config, tmp_path, quiet=True, stop_after=1) == {"stopped_at": 1}
+    trained = (tmp_path / "reward-models" / "helpful" / "summary.json").stat().st_mtime_ns
+    recorded = yaml.safe_load((tmp_path / "config.yaml").read_text())["config"]
+    assert recorded["reward_model"] == ""  # the job's own settings: --resume finds its reward models again
+    summary = run_rlhf_job(config, tmp_path, quiet=True, resume=True)
+    assert (tmp_path / "reward-models" / "helpful" / "summary.json").stat().st_mtime_ns == trained
     for side in ("before", "after"):
         assert {"helpful_rate", "harmless_rate", "rm_score", "kl"} <= set(summary[side])
     assert summary["before"]["kl"] == pytest.approx(0.0, abs=1e-5) and isinstance(summary["kl"], float)
@@ -196,6 +203,7 @@ def test_the_job_trains_its_reward_models_and_reports_before_and_after(tmp_path)
     assert json.loads((tmp_path / "summary.json").read_text())["after"] == summary["after"]
     assert (tmp_path / "plots" / "rm_score.png").exists()
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "rm_score" in r] == [1, 2]
     assert all(r["memory/reward_model_mb"] > 0 for r in records if "rm_score" in r)
 
 

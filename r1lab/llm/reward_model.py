@@ -276,13 +276,20 @@ def _pair(row: dict, where: str, margin_field: str) -> dict:
 def with_mismatched_pairs(pairs: list[dict], share: float, seed: int = 0) -> list[dict]:
     """`pairs` plus round(share * len) pairs (prompt_i, chosen_i, chosen_j): a good answer to another
     request is a bad answer to this one. It teaches the model to read whether an answer fits its
-    prompt, which the policy's off-topic samples need and hand-made rejected answers rarely show."""
+    prompt, which the policy's off-topic samples need and hand-made rejected answers rarely show.
+    Half of the other requests are near ones (their prompt starts with the same two words: the same
+    kind of request about something else), the hard negatives; half are any other request."""
     rng = random.Random(seed)
+    by_opening: dict[str, list[dict]] = {}
+    for pair in pairs:
+        by_opening.setdefault(" ".join(pair["prompt"].split()[:2]), []).append(pair)
     extra, attempts = [], 0
     wanted = round(share * len(pairs))
     while len(extra) < wanted and attempts < 20 * wanted:
         attempts += 1
-        own, other = rng.choice(pairs), rng.choice(pairs)
+        own = rng.choice(pairs)
+        near = by_opening[" ".join(own["prompt"].split()[:2])]
+        other = rng.choice(near if attempts % 2 else pairs)
         if other["prompt"] != own["prompt"] and other["chosen"] != own["chosen"]:
             extra.append({"prompt": own["prompt"], "chosen": own["chosen"], "rejected": other["chosen"], "margin": None})
     return pairs + extra

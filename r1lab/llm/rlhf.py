@@ -424,19 +424,21 @@ def _clip(parameters: list[torch.nn.Parameter], config: RLHFConfig) -> float:
 def train_rlhf(config: RLHFConfig, run_dir: str | Path, items: list[TaskItem], scorer: Scorer, *,
                evaluator: Callable[[Models], dict] | None = None, eval_every: int = 0, resume: bool = False,
                quiet: bool = False, stop_after: int | None = None, overwrite: bool = False,
-               job: str = "rlhf", extra_memory: dict[str, float] | None = None) -> dict:
+               job: str = "rlhf", extra_memory: dict[str, float] | None = None, recorded_config=None) -> dict:
     """Train the actor and the critic with PPO; returns the summary (also RUN_DIR/summary.json).
 
     `scorer(items, prompts, completions) -> (scores, metrics)` scores a batch: `reward_model_scorer`
     or `rule_scorer`. `evaluator(models) -> dict` runs before training, every `eval_every` steps
     and at the end. `stop_after` ends the run after that many steps, as a kill would, leaving its
     checkpoint for `resume`. `extra_memory` ({"memory/reward_model_mb": ...}) joins the step metrics.
+    `recorded_config` is what config.yaml records (default: `config`), e.g. a job's own settings
+    before it filled in the reward models it trained itself.
     """
     seed_everything(config.seed)
     if not items:
         raise ValueError("RLHF needs at least one training prompt")
     models = build_models(config)
-    run = Run(run_dir, job, config, resume=resume, overwrite=overwrite)
+    run = Run(run_dir, job, recorded_config or config, resume=resume, overwrite=overwrite)
     groups = [{"params": models.policy_parameters(), "lr": config.lr},
               {"params": models.critic_parameters(), "lr": config.critic_lr or config.lr}]
     optimizer = torch.optim.AdamW(groups, betas=config.adam_betas, weight_decay=config.weight_decay)
@@ -515,7 +517,8 @@ def train_rlhf(config: RLHFConfig, run_dir: str | Path, items: list[TaskItem], s
         "kl_last": history[-1]["kl"], "beta_last": beta,
         "evaluations": evaluations, "final_evaluation": evaluations[-1] if evaluations else None,
         "memory_mb": memory, **{k.removeprefix("memory/"): v for k, v in _peak_memory().items()},
-        "model_dir": str(run.dir / "model") if config.save_model else None, "config": to_dict(config),
+        "model_dir": str(run.dir / "model") if config.save_model else None,
+        "config": to_dict(recorded_config or config),
     }
     run.write_summary(summary)
     run.close()

@@ -75,7 +75,8 @@ def reward_model_dirs(run_dir: Path) -> dict[str, Path]:
 
 def train_needed_reward_models(config: RLHFJobConfig, run_dir: Path, quiet: bool = False) -> tuple[RLHFJobConfig, dict]:
     """The config with `reward_model` (and `safety_reward_model`) set, training the helpful and
-    harmless RMs first when none is given; RMs already trained in RUN_DIR are reused."""
+    harmless RMs into RUN_DIR/reward-models first when none is given; RMs already trained there
+    are reused (so `--resume`, whose config.yaml records no reward model, finds them again)."""
     if config.reward_model:
         return config, {}
     from r1lab.llm.reward_model import train_reward_model
@@ -195,7 +196,7 @@ def run_rlhf_job(config: RLHFJobConfig, run_dir: Path, resume: bool = False, qui
     if not resume or fresh_after_kill:
         run_dir.mkdir(parents=True, exist_ok=True)  # so that --resume finds the job before PPO has started
         (run_dir / "config.yaml").write_text(yaml.safe_dump({"job": "rlhf", "config": to_dict(config)}, sort_keys=False))
-    config, rm_summaries = train_needed_reward_models(config, run_dir, quiet)
+    asked, (config, rm_summaries) = config, train_needed_reward_models(config, run_dir, quiet)
     primary = load_reward_model(config.reward_model, device=config.device, dtype=config.dtype)
     safety = (load_reward_model(config.safety_reward_model, device=config.device, dtype=config.dtype)
               if config.safety_reward_model else None)
@@ -206,7 +207,7 @@ def run_rlhf_job(config: RLHFJobConfig, run_dir: Path, resume: bool = False, qui
     summary = train_rlhf(config, run_dir, train, scorer, evaluator=evaluator, eval_every=config.eval_every,
                          resume=resume and not fresh_after_kill, quiet=quiet, stop_after=stop_after,
                          overwrite=overwrite or fresh_after_kill,
-                         extra_memory={"memory/reward_model_mb": reward_memory})
+                         extra_memory={"memory/reward_model_mb": reward_memory}, recorded_config=asked)
     if "stopped_at" in summary:
         return summary
     before, after = summary["evaluations"][0], summary["evaluations"][-1]
