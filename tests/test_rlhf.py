@@ -214,3 +214,27 @@ def test_without_a_kl_term_no_reference_model_is_built(qwen2_dir, reward_dir, tm
     run(config, tmp_path)
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert record["kl"] == 0 and record["memory/reference_mb"] == 0
+
+
+def test_rows_that_repeat_a_prompt_share_its_forward_with_the_same_values_and_gradient(qwen2_dir, reward_dir):
+    from r1lab.llm.value_model import critic_values
+
+    config = small(qwen2_dir, reward_dir, samples_per_prompt=3)
+    models, reward_model, rollout, _ = rollout_of(config)
+    c = rollout.completions
+    assert torch.unique(c.prompt_ids, dim=0).shape[0] < c.prompt_ids.shape[0]
+    shared = critic_values(models.critic, c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask)
+    (shared * torch.arange(1.0, shared.shape[1] + 1)).sum().backward()
+    shared_grad = [p.grad.clone() for p in models.critic_parameters()]
+    models.critic.zero_grad()
+    alone = torch.cat([critic_values(models.critic, c.prompt_ids[i : i + 1], c.prompt_mask[i : i + 1],
+                                     c.completion_ids[i : i + 1], c.completion_mask[i : i + 1])
+                       for i in range(c.prompt_ids.shape[0])])
+    (alone * torch.arange(1.0, alone.shape[1] + 1)).sum().backward()
+    torch.testing.assert_close(shared, alone, atol=1e-5, rtol=1e-5)
+    for a, b in zip(shared_grad, [p.grad for p in models.critic_parameters()]):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    ids = torch.cat([c.prompt_ids, c.completion_ids], 1)
+    mask = torch.cat([c.prompt_mask, c.completion_mask.long()], 1)
+    torch.testing.assert_close(reward_model.score_tokens(c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask),
+                               sequence_scores(reward_model.model, ids, mask), atol=1e-5, rtol=1e-5)

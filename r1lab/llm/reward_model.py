@@ -88,6 +88,40 @@ def hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
                             position_ids=sequence_positions(attention_mask), use_cache=False).last_hidden_state
 
 
+def completion_states(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
+    """The trunk's hidden states (B, T + 1, H) at positions P - 1 ... P + T - 1 of left-padded prompts
+    (B, P) followed by right-padded completions (B, T): state t is the one that predicts completion
+    token t (a critic's V_t), and state len_b is row b's last token (a reward model's score).
+
+    When rows repeat a prompt (samples_per_prompt > 1), each distinct prompt runs once and its keys
+    and values are indexed out to its rows, as `r1lab.llm.logprobs.token_logprobs` does; gradients
+    flow back through the indexing, so numbers and gradient are those of the plain forward."""
+    from r1lab.llm.decoding import cache_argument
+
+    body = trunk(model)
+    attention_mask = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], 1)
+    positions = sequence_positions(attention_mask)
+    prompt_width = prompt_ids.shape[1]
+    distinct, copy_of = torch.unique(torch.cat([prompt_ids, prompt_mask.to(prompt_ids.dtype)], 1), dim=0,
+                                     return_inverse=True)
+    checkpointing = getattr(base_transformer(model), "is_activation_checkpointing", False)
+    with autocast(model):
+        if distinct.shape[0] == prompt_ids.shape[0] or checkpointing:
+            hidden = body(input_ids=torch.cat([prompt_ids, completion_ids], 1), attention_mask=attention_mask,
+                          position_ids=positions, use_cache=False).last_hidden_state
+            return hidden[:, prompt_width - 1 :]
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=base_transformer(model).config)
+        distinct_mask = distinct[:, prompt_width:].to(prompt_mask.dtype)
+        prefix = body(input_ids=distinct[:, :prompt_width], attention_mask=distinct_mask,
+                      position_ids=sequence_positions(distinct_mask), use_cache=True, **{cache_argument(body): cache})
+        cache.batch_select_indices(copy_of)
+        rest = body(input_ids=completion_ids, attention_mask=attention_mask, position_ids=positions[:, prompt_width:],
+                    use_cache=True, **{cache_argument(body): cache})
+        return torch.cat([prefix.last_hidden_state[copy_of, -1:], rest.last_hidden_state], 1)
+
+
 def last_real_index(attention_mask: torch.Tensor) -> torch.Tensor:
     """(B,) index of each row's rightmost real token (left-padded prompts, right-padded answers)."""
     width = attention_mask.shape[1]
@@ -125,9 +159,10 @@ class RewardModel:
         """Raw scores (B,) of left-padded prompts and right-padded completions given as token ids of
         this model's own tokenizer (the policy's, in RLHF): no decoding, no re-tokenising."""
         device = self.model.device
-        ids = torch.cat([prompt_ids, completion_ids], 1).to(device)
-        mask = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], 1).to(device)
-        return sequence_scores(self.model, ids, mask)
+        states = completion_states(self.model, prompt_ids.to(device), prompt_mask.to(device), completion_ids.to(device),
+                                   completion_mask.to(device))
+        last = states[torch.arange(states.shape[0], device=device), completion_mask.to(device).long().sum(1)]
+        return float32_head(score_head(self.model), last).squeeze(-1)
 
     @torch.no_grad()
     def score_texts(self, prompts: list[str], completions: list[str], batch_size: int = 64,

@@ -25,8 +25,8 @@ from r1lab.llm.reward_model import (
     STD_KEY,
     base_transformer,
     check_reward_model,
+    completion_states,
     float32_head,
-    hidden_states,
     new_reward_model,
     score_head,
     sequence_classifier_lora,
@@ -91,12 +91,10 @@ def normalize_head(model, mean: float, std: float) -> None:
 
 def critic_values(critic, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
     """V_t (B, T) fp32 of a separate critic for left-padded prompts and right-padded completions;
-    0 on padding. Differentiable when called with gradients enabled."""
-    ids = torch.cat([prompt_ids, completion_ids], 1)
-    mask = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], 1)
-    prompt_width, width = prompt_ids.shape[1], completion_ids.shape[1]
-    hidden = hidden_states(critic, ids, mask)[:, prompt_width - 1 : prompt_width - 1 + width]
-    return float32_head(score_head(critic), hidden).squeeze(-1) * completion_mask
+    0 on padding. Differentiable when called with gradients enabled; rows that repeat a prompt
+    share its forward."""
+    states = completion_states(critic, prompt_ids, prompt_mask, completion_ids, completion_mask)[:, :-1]
+    return float32_head(score_head(critic), states).squeeze(-1) * completion_mask
 
 
 class HeadRecorder:
