@@ -116,18 +116,19 @@ class Models:
                                   temperature=temperature)[0]
 
     def actor_forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float,
-                      entropy_grad: bool = False, value_grad: bool = True):
-        """Log-probs (B, T) of the completion tokens, their entropy (with a gradient when
-        `entropy_grad`, for the bonus), and, for a shared critic, V_t from the same forward
-        (`value_grad=False` keeps the value loss out of the trunk: the critic's warm-up)."""
+                      with_entropy: bool = True, entropy_grad: bool = False, value_grad: bool = True):
+        """Log-probs (B, T) of the completion tokens; their entropy (None without `with_entropy`;
+        with a gradient when `entropy_grad`, for the bonus); and, for a shared critic, V_t from the
+        same forward (`value_grad=False` keeps the value loss out of the trunk: the critic's warm-up)."""
         if self.value_head is None and not entropy_grad:
             logprobs, entropy = token_logprobs(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                               temperature=temperature, with_entropy=True)
+                                               temperature=temperature, with_entropy=with_entropy)
             return logprobs, entropy, None
         with self.recorder.recording():
             # one forward over whole rows, so the head sees each row's states in one call
             logprobs, entropy = token_logprobs(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                               temperature=temperature, with_entropy=True, share_prompts=False)
+                                               temperature=temperature, with_entropy=with_entropy and not entropy_grad,
+                                               share_prompts=False)
         (head_inputs,), (head_outputs,) = self.recorder.inputs, self.recorder.outputs
         if entropy_grad:
             entropy = categorical_entropy(head_outputs[:, :-1].float() / temperature) * completion_mask
@@ -380,9 +381,9 @@ def micro_batch_loss(models: Models, rollout: Rollout, rows: torch.Tensor, token
     stats: dict[str, Any] = {}
     loss = torch.zeros((), device=mask.device)
     if train_policy or models.critic is None:
-        logprobs, entropy, values = models.actor_forward(*tensors, temperature=config.temperature,
-                                                         entropy_grad=config.ent_coef > 0 and train_policy,
-                                                         value_grad=train_policy)
+        bonus = config.ent_coef > 0 and train_policy
+        logprobs, entropy, values = models.actor_forward(*tensors, temperature=config.temperature, with_entropy=bonus,
+                                                         entropy_grad=bonus, value_grad=train_policy)
     if train_policy:
         old_logprobs = rollout.old_logprobs[rows, :width]
         terms = clipped_surrogate(logprobs, old_logprobs, rollout.advantages[rows, :width], config.clip_ratio)
@@ -393,8 +394,7 @@ def micro_batch_loss(models: Models, rollout: Rollout, rows: torch.Tensor, token
         stats.update({"policy_loss": policy_loss.item(),
                       "clip_fraction": masked_mean(terms.clipped.float(), mask).item() * share,
                       "ratio_mean": masked_mean(terms.ratio.detach(), mask).item() * share,
-                      "approx_kl": masked_mean(kl_k3(old_logprobs, logprobs.detach()), mask).item() * share,
-                      "entropy_train": masked_mean(entropy.detach(), mask).item() * share})
+                      "approx_kl": masked_mean(kl_k3(old_logprobs, logprobs.detach()), mask).item() * share})
     if models.critic is not None:
         values = models.values(*tensors)
     critic_loss = aggregate_loss(value_loss(values, returns, old_values, config.clip_value), mask, "token_mean",
