@@ -239,3 +239,16 @@ def test_rows_that_repeat_a_prompt_share_its_forward_with_the_same_values_and_gr
     mask = torch.cat([c.prompt_mask, c.completion_mask.long()], 1)
     torch.testing.assert_close(reward_model.score_tokens(c.prompt_ids, c.prompt_mask, c.completion_ids, c.completion_mask),
                                sequence_scores(reward_model.model, ids, mask), atol=1e-5, rtol=1e-5)
+
+
+def test_critic_warm_up_steps_move_the_critic_only(qwen2_dir, reward_dir, tmp_path):
+    run(small(qwen2_dir, reward_dir, steps=2, critic_warmup_steps=1), tmp_path)
+    start = load_model(qwen2_dir).policy.state_dict()
+    after_warm_up, after_step_2 = checkpoint(tmp_path, 1), checkpoint(tmp_path, 2)
+    assert all(torch.equal(after_warm_up["policy"][k], start[k]) for k in start)
+    critic_start = load_reward_model(reward_dir).model.state_dict()
+    trunk = [k for k in critic_start if k.startswith("model.")]
+    assert trunk and any(not torch.equal(after_warm_up["critic"][k], critic_start[k].float()) for k in trunk)
+    assert any(not torch.equal(after_step_2["policy"][k], start[k]) for k in start)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "clip_fraction" not in records[0] and "clip_fraction" in records[1]
