@@ -252,3 +252,18 @@ def test_critic_warm_up_steps_move_the_critic_only(qwen2_dir, reward_dir, tmp_pa
     assert any(not torch.equal(after_step_2["policy"][k], start[k]) for k in start)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert "clip_fraction" not in records[0] and "clip_fraction" in records[1]
+
+
+def test_bf16_compute_keeps_fp32_weights_for_the_trained_models(qwen2_dir, reward_dir, tmp_path):
+    config = small(qwen2_dir, reward_dir, dtype="bfloat16", steps=1)
+    models = rlhf.build_models(config)
+    assert next(models.policy.parameters()).dtype == torch.float32
+    assert next(models.critic.parameters()).dtype == torch.float32
+    assert next(models.reference.parameters()).dtype == torch.bfloat16
+    assert next(load_reward_model(reward_dir, dtype="bfloat16").model.parameters()).dtype == torch.bfloat16
+    reward_model = load_reward_model(reward_dir, dtype="bfloat16")
+    summary = rlhf.train_rlhf(config, tmp_path, get_task("chat").items(20),
+                              rlhf.reward_model_scorer(reward_model, reward_model.tokenizer), quiet=True)
+    record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert summary["steps"] == 1 and all(isinstance(record[k], float) for k in ("value_loss", "kl", "rm_score"))
+    assert record["ratio_mean"] == pytest.approx(1.0, abs=0.05)
