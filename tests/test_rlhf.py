@@ -267,3 +267,22 @@ def test_bf16_compute_keeps_fp32_weights_for_the_trained_models(qwen2_dir, rewar
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert summary["steps"] == 1 and all(isinstance(record[k], float) for k in ("value_loss", "kl", "rm_score"))
     assert record["ratio_mean"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_a_reward_model_of_another_tokenizer_reads_the_decoded_texts(reward_dir):
+    from r1lab.llm.loading import load_model as load
+
+    tiny = load("tiny")
+    reward_model = load_reward_model(reward_dir)
+    assert not reward_model.same_tokenizer(tiny.tokenizer)
+    items = get_task("chat").items(3)
+    prompts = [tiny.tokenizer.apply_chat_template([{"role": "user", "content": i.question}], tokenize=False,
+                                                  add_generation_prompt=True) for i in items]
+    from r1lab.llm.generation import generate
+
+    completions = generate(tiny.policy, tiny.tokenizer, prompts, SamplingSettings(8), torch.Generator().manual_seed(0))
+    scores, metrics = rlhf.reward_model_scorer(reward_model, tiny.tokenizer)(items, prompts, completions)
+    expected = reward_model.normalize(reward_model.score_texts(prompts, completions.texts))
+    torch.testing.assert_close(scores, expected)
+    (name, value), = metrics.items()
+    assert name == f"rm_score/{reward_dir.parent.name}" and value == pytest.approx(expected.mean().item())

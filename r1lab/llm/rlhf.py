@@ -194,18 +194,19 @@ def reward_model_scorer(reward_model: RewardModel, policy_tokenizer, *, safety: 
     split): each model only judges the requests it was trained on, and normalisation puts both
     on one scale. A reward model of the policy's tokenizer reads the sampled token ids as they
     are; another one reads the decoded texts."""
-    routes = [("rm_score/" + _name(reward_model), reward_model, False)]
-    if safety is not None:
-        routes.append(("rm_score/" + _name(safety), safety, True))
+    models = [reward_model] + ([safety] if safety is not None else [])
+    # (metric name, model, scores the safety prompts, reads the policy's token ids as they are)
+    routes = [("rm_score/" + _name(model), model, model is safety, model.same_tokenizer(policy_tokenizer))
+              for model in models]
 
     def score(items: list[TaskItem], prompts: list[str], completions: Completions) -> tuple[torch.Tensor, dict]:
         goes_to_safety = torch.tensor([bool(item.fields.get(safety_field)) and safety is not None for item in items])
         scores, metrics = torch.zeros(len(items)), {}
-        for name, model, is_safety in routes:
+        for name, model, is_safety, reads_ids in routes:
             rows = (goes_to_safety == is_safety).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            raw = torch.cat([_score_rows(model, policy_tokenizer, prompts, completions, chunk)
+            raw = torch.cat([_score_rows(model, reads_ids, prompts, completions, chunk)
                              for chunk in rows.split(batch_size)])
             values = model.normalize(raw) if normalize else raw
             scores[rows] = values.float().cpu()
@@ -220,8 +221,8 @@ def _name(model: RewardModel) -> str:
     return parts[-2] if len(parts) > 1 and parts[-1] == "model" else (parts[-1] if parts else "reward_model")
 
 
-def _score_rows(model: RewardModel, policy_tokenizer, prompts, completions: Completions, rows) -> torch.Tensor:
-    if model.same_tokenizer(policy_tokenizer):
+def _score_rows(model: RewardModel, reads_ids: bool, prompts, completions: Completions, rows) -> torch.Tensor:
+    if reads_ids:
         return model.score_tokens(*trimmed(completions, rows)[:4])
     return model.score_texts([prompts[i] for i in rows.tolist()], [completions.texts[i] for i in rows.tolist()])
 
