@@ -155,7 +155,7 @@ def maze(
 
 
 # the jobs of the later stages register themselves on `app`
-from r1lab import cli_llm, cli_report, cli_rl, cli_rlhf  # noqa: E402, F401
+from r1lab import cli_llm, cli_r1, cli_report, cli_rl, cli_rlhf  # noqa: E402, F401
 
 
 def main() -> None:

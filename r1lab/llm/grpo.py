@@ -383,9 +383,12 @@ def trimmed(c: Completions, rows: torch.Tensor):
 
 
 def _item_fields(items: list[TaskItem]) -> dict[str, list]:
+    """What reward functions receive besides prompts and completions: every field of the items,
+    their ground truth (`answer`) and the task each came from (`task`, unless a field says otherwise)."""
     keys = sorted({key for item in items for key in item.fields})
     fields = {key: [item.fields.get(key) for item in items] for key in keys}
     fields["answer"] = [item.answer for item in items]
+    fields.setdefault("task", [item.task for item in items])
     return fields
 
 
