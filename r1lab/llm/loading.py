@@ -20,6 +20,7 @@ from r1lab.llm.lora import LoraSettings
 from r1lab.llm.precision import parse_dtype, set_compute_dtype
 
 TINY = "tiny"
+BUNDLED = {"tiny": "tiny", "tiny-student": "tiny-student"}  # name -> folder under r1lab/assets
 
 
 @dataclass
@@ -32,17 +33,18 @@ class LoadedModel:
     source: str
 
 
-def tiny_model_path() -> Path:
-    return Path(str(resources.files("r1lab") / "assets" / "tiny"))
+def tiny_model_path(name: str = TINY) -> Path:
+    """The folder of a bundled model: `tiny` (the base model) or `tiny-student` (a smaller one, for distillation)."""
+    return Path(str(resources.files("r1lab") / "assets" / BUNDLED[name]))
 
 
 def resolve_model_path(name: str | Path) -> str:
     """`tiny`, a local directory, or a hub id. Something written as a path (`./x`, `/x`, `~/x`,
     `a/b/c`) that does not exist is a missing directory, not a hub id to look up."""
-    if str(name) == TINY:
-        path = tiny_model_path()
+    if str(name) in BUNDLED:
+        path = tiny_model_path(str(name))
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"the bundled tiny model is missing from {path}; run `r1lab pretrain-tiny`")
+            raise FileNotFoundError(f"the bundled model '{name}' is missing from {path}; run `r1lab pretrain-tiny`")
         return str(path)
     text = str(name)
     if not Path(text).expanduser().exists() and looks_like_path(text):
