@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from r1lab.runs import require
+from r1lab.scale.settings import scale_settings
 
 
 @dataclass
+@scale_settings  # + where it runs: backend, num_workers, learner_workers, ... (docs/scale.md)
 class CommonConfig:
-    """What REINFORCE, TRPO and PPO share.
+    """What REINFORCE, TRPO and PPO share (and, from ScaleSettings, where they run: backend,
+    num_workers, ray_address, ...; see docs/scale.md).
 
     env_id          any registered Gymnasium id (`r1lab/Maze-v0` included), or `module:EnvId`, which
                     imports `module` first (Gymnasium's own form)
@@ -74,6 +77,9 @@ class CommonConfig:
         require(self.eval_episodes >= 0, "eval_episodes", f"must be >= 0, got {self.eval_episodes}")
         require(self.checkpoint_every >= 1, "checkpoint_every", f"must be >= 1, got {self.checkpoint_every}")
         require(self.torch_threads >= 1, "torch_threads", f"must be >= 1, got {self.torch_threads}")
+        self.check_scale(learner=False)
+        require(self.num_envs % self.num_workers == 0, "num_envs", f"= {self.num_envs} must be a multiple of "
+                f"num_workers = {self.num_workers}: each worker steps an equal share of the envs")
 
     @property
     def batch_size(self) -> int:

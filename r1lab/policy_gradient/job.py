@@ -47,12 +47,19 @@ class Job:
         self.name, self.config, self.quiet = name, config, quiet
         torch.set_num_threads(config.torch_threads)
         seed_everything(config.seed)
-        envs = make_vector_env(config.env_id, config.num_envs, config.vectorization, config.env_kwargs)
-        check_spaces(envs.single_observation_space, envs.single_action_space, config.env_id)
-        self.collector = RolloutCollector(envs, config.steps_per_env, config.gamma, config.normalize_obs,
-                                          config.normalize_reward)
+        if config.backend == "ray":  # env-stepping Ray actors, each with its share of the envs (r1lab.scale)
+            from r1lab.scale.ray_rollout import RayRolloutCollector
+
+            self.collector = RayRolloutCollector(config)
+            action_space = self.collector.action_space
+        else:
+            envs = make_vector_env(config.env_id, config.num_envs, config.vectorization, config.env_kwargs)
+            check_spaces(envs.single_observation_space, envs.single_action_space, config.env_id)
+            self.collector = RolloutCollector(envs, config.steps_per_env, config.gamma, config.normalize_obs,
+                                              config.normalize_reward)
+            action_space = envs.single_action_space
         self.collector.reset(seed=config.seed)
-        self.policy = ActorCritic(self.collector.encode.size, envs.single_action_space, config.hidden_sizes,
+        self.policy = ActorCritic(self.collector.encode.size, action_space, config.hidden_sizes,
                                   config.activation, config.shared_network, config.log_std_init)
         self.action_rng = np.random.default_rng(config.seed)  # the only randomness of the rollouts' actions
         self.run = Run(run_dir, name, config, resume=resume, overwrite=overwrite, tensorboard=config.tensorboard)
@@ -93,7 +100,12 @@ class Job:
             bar.advance(self.start_iteration * batch)
             self._bar = bar
             self.started = time.perf_counter()
-            yield bar
+            try:
+                yield bar
+            except BaseException:
+                if self.config.backend == "ray":
+                    self.collector.close()  # the Ray workers go with the run, however it ends
+                raise
 
     def remaining_iterations(self) -> range:
         return range(self.start_iteration, self.iterations)
@@ -122,6 +134,8 @@ class Job:
         metrics.update(stats)
         metrics["steps_per_second"] = env_steps / max(self.training_seconds, 1e-9)
         metrics.update({f"time/{phase}": seconds for phase, seconds in self.seconds.items()})
+        if self.config.backend == "ray":  # the collect time split into sync, sampling and merge
+            metrics.update(self.collector.metrics())
         self.run.log(env_steps, metrics)
         if self._bar is not None:
             self._bar.advance(rollout.steps, info=f"return {metrics['episode_return']:.1f}" if recent else "")
@@ -173,6 +187,7 @@ class Job:
             "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "resumed": self.exact_resume is not None,
             "exact_resume": self.exact_resume,
+            **(self.collector.summary() if self.config.backend == "ray" else {}),
             **(extra_summary or {}),
         }
         summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
