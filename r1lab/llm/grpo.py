@@ -33,12 +33,14 @@ from r1lab.core import (
     masked_mean,
     overlong_penalty,
 )
-from r1lab.llm.generation import Completions, SamplingSettings, generate
+from r1lab.llm.generation import Completions, SamplingSettings
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.loading import load_model
 from r1lab.llm.logprobs import PromptPass, completion_logprobs_after, shares_prompts, token_logprobs
 from r1lab.llm.prompts import apply_template
 from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict, warmup_then_decay
+from r1lab.scale.learner import current_learner, data_parallel, learner_run
+from r1lab.scale.sampling import LocalSampler, sampling_pool, text_scorer
 from r1lab.tasks.base import TaskItem
 
 
@@ -81,6 +83,7 @@ class PromptStream:
         self._order = self._shuffle()
 
 
+@data_parallel  # learner_workers > 1: the same function, run as a data-parallel learner (r1lab.scale)
 def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_completions: Callable,
                *, evaluator: Callable | None = None, eval_every: int = 0, resume: bool = False,
                quiet: bool = False, stop_after: int | None = None, overwrite: bool = False,
@@ -100,7 +103,7 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
         raise ValueError("GRPO needs at least one training prompt")
     loaded = load_model(config.model, reference=config.beta > 0, device=config.device, dtype=config.dtype,
                         lora=config.lora, gradient_checkpointing=config.gradient_checkpointing)
-    run = Run(run_dir, job, config, resume=resume, overwrite=overwrite)
+    run = learner_run(run_dir, job, config, resume=resume, overwrite=overwrite)
     policy, tokenizer, reference = loaded.policy, loaded.tokenizer, loaded.reference
     optimizer = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=config.lr,
                                   betas=config.adam_betas, weight_decay=config.weight_decay)
@@ -125,13 +128,16 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
         run.log(0, _eval_metrics(evaluations[-1]))
 
     sampling = SamplingSettings(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
+    # where completions are sampled and scored: here, or on generation workers (backend=ray)
+    pool = sampling_pool(config, policy, tokenizer, sampling, sampler, text_scorer(score_completions))
     policy.train()
     step = start_step
-    with ProgressBar(config.steps, job, enabled=not quiet) as bar:
+    with ProgressBar(config.steps, job, enabled=not quiet) as bar, pool:
         bar.advance(start_step)
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
-            batch, sampling_metrics = collect(policy, tokenizer, stream, score_completions, sampling, sampler, config)
+            batch, sampling_metrics = collect(policy, tokenizer, stream, score_completions, sampling, sampler, config,
+                                              pool=pool, version=step - 1)  # weights version: updates so far
             collected = time.perf_counter()
             learn_metrics = improve(policy, reference, optimizer, batch, config) if batch is not None else {}
             scheduler.step()
@@ -177,6 +183,7 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
         "reward_last": sum(rewards[-window:]) / window if rewards else None,
         "evaluations": evaluations, "final_evaluation": evaluations[-1] if evaluations else None,
         "peak_memory_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **pool.summary(),
         "config": to_dict(config),
     }
     run.write_summary(summary)
@@ -184,25 +191,26 @@ def train_grpo(config: GRPOConfig, run_dir: Path, items: list[TaskItem], score_c
     return summary
 
 
-def collect(policy, tokenizer, stream, score_completions, sampling, sampler, config) -> tuple[Batch | None, dict]:
+def collect(policy, tokenizer, stream, score_completions, sampling, sampler, config, pool=None,
+            version: int = 0) -> tuple[Batch | None, dict]:
     """Steps 1-3: sample groups, score them, and compute group-relative advantages.
 
     With dynamic sampling, groups whose rewards are all equal (zero advantage, no signal) are
-    dropped and more prompts are sampled, up to `max_sampling_rounds` rounds.
+    dropped and more prompts are sampled, up to `max_sampling_rounds` rounds. `pool` samples and
+    scores (r1lab.scale.sampling; default: in this process with `sampler`), with the policy's
+    weights `version` (the learner's updates so far).
     """
+    pool = pool or LocalSampler(policy, tokenizer, sampling, sampler, text_scorer(score_completions))
     G, kept, generation_seconds, all_rewards, zero_var, rounds = config.group_size, [], 0.0, [], [], 0
     reward_metrics: dict = {}
     while len(kept) < config.prompts_per_step and rounds < (config.max_sampling_rounds if config.dynamic_sampling else 1):
         rounds += 1
-        round_start = time.perf_counter()
         items = [item for item in stream.take(config.prompts_per_step) for _ in range(G)]
         prompts = [apply_template(config.template, item.question, tokenizer) for item in items]
-        policy.eval()
-        completions = generate(policy, tokenizer, prompts, sampling, sampler)
-        policy.train()
-        generation_seconds += time.perf_counter() - round_start
         fields = _item_fields(items)
-        rewards, reward_metrics, *by_function = score_completions(prompts, completions.texts, fields)
+        completions, scores, seconds = pool.sample(prompts, fields, version=version, group_size=G)
+        generation_seconds += seconds
+        rewards, reward_metrics, *by_function = scores
         by_function = by_function[0] if by_function else {}
         rewards = torch.tensor(rewards, dtype=torch.float32)
         if config.overlong_buffer:
@@ -219,7 +227,7 @@ def collect(policy, tokenizer, stream, score_completions, sampling, sampler, con
     metrics = {
         "reward": rewards_seen.mean().item(), "reward_std": rewards_seen.std().item() if rewards_seen.numel() > 1 else 0.0,
         "zero_variance_groups": zero_var[0], "sampling_rounds": rounds, **reward_metrics,
-        "time/generation": generation_seconds,
+        "time/generation": generation_seconds, **pool.metrics(),
     }
     if "rewards/accuracy/mean" in reward_metrics:
         metrics["accuracy"] = reward_metrics["rewards/accuracy/mean"]
@@ -244,6 +252,8 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
     advantages = batch.advantages.to(c.logprobs.device)[:, None]
     total_tokens = mask.sum().clamp(min=1)
     micro_batches = micro_batch_rows(c.completion_mask, config)
+    learner = current_learner()  # a data-parallel learner's rank takes its share of every micro-batch
+    micro_batches = learner.shard_micro_batches(micro_batches, whole=config.loss_type == "bnpo")
     reference_started = time.perf_counter()
     ref_logprobs = None
     if config.beta > 0:
@@ -277,11 +287,13 @@ def improve(policy, reference, optimizer, batch: Batch, config: GRPOConfig) -> d
             sums["entropy"] += masked_mean(entropy, row_mask).item() * share
         if prompts is not None:
             prompts.backward()  # the prompts' share of the gradient, gathered from every micro-batch
+        learner.all_reduce_gradients(policy.parameters())  # the ranks' shares summed: the whole batch's gradient
         grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), config.max_grad_norm)
         if not math.isfinite(float(grad_norm)):
             raise FloatingPointError("GRPO: the gradient norm is not finite; lower lr or check the rewards")
         sums["grad_norm"] += float(grad_norm)
         optimizer.step()
+    sums = learner.all_reduce_sums(sums, skip=("grad_norm",))
     return {**{key: value / config.num_iterations for key, value in sums.items()}, "time/reference": reference_seconds}
 
 

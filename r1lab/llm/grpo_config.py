@@ -7,6 +7,7 @@ from typing import Literal
 
 from r1lab.llm.lora import LoraSettings
 from r1lab.runs.config import require
+from r1lab.scale.settings import scale_settings
 
 LOSS_TYPES = {  # the user-facing name -> the aggregation mode of r1lab.core.aggregate_loss
     "grpo": "sequence_mean",
@@ -17,6 +18,7 @@ LOSS_TYPES = {  # the user-facing name -> the aggregation mode of r1lab.core.agg
 
 
 @dataclass
+@scale_settings  # + where it runs: backend, num_workers, learner_workers, ... (docs/scale.md)
 class GRPOConfig:
     # what to train, on what
     model: str = "tiny"
@@ -70,6 +72,7 @@ class GRPOConfig:
     save_model: bool = True
 
     def __post_init__(self):
+        self.check_scale()
         require(self.group_size >= 2, "group_size", "must be >= 2: group-relative advantages compare "
                 "completions of the same prompt, and a group of 1 has nothing to compare with")
         require(self.prompts_per_step >= 1, "prompts_per_step", "must be >= 1")

@@ -24,13 +24,13 @@ from r1lab.llm.prompts import apply_template, encode_texts, jsonl_rows
 from r1lab.llm.sft_config import SFTConfig
 from r1lab.runs import (
     ProgressBar,
-    Run,
     rng_state,
     seed_everything,
     set_rng_state,
     to_dict,
     warmup_then_decay,
 )
+from r1lab.scale.learner import current_learner, data_parallel, learner_run
 
 
 def read_pairs(path: str | Path, tokenizer=None) -> list[dict]:
@@ -133,6 +133,27 @@ def evaluation_loss(model, examples, pad_id: int, batch_size: int, device) -> fl
     return total / max(count, 1)
 
 
+def accumulate_gradients(model, micro_batches: list[list[tuple[list[int], int]]], pad_id: int, device) -> tuple[float, int]:
+    """Backward the step's loss, sum over micro-batches of (completion cross-entropy sum / the
+    step's completion tokens); returns (the loss, the tokens). A data-parallel learner's rank
+    takes its share of each micro-batch's rows and the shares' gradients are summed: with the
+    step's token count as the one denominator, the sum is the whole step's gradient."""
+    learner = current_learner()
+    total_tokens = sum(len(ids) - p for batch in micro_batches for ids, p in batch)
+    loss_value = 0.0
+    for examples in micro_batches:
+        examples = learner.shard(examples)
+        if not examples:
+            continue
+        batch = [t.to(device) for t in collate(examples, pad_id)]
+        loss, _ = completion_loss_sum(model, *batch)
+        (loss / total_tokens).backward()
+        loss_value += loss.item() / total_tokens
+    learner.all_reduce_gradients(model.parameters())
+    return learner.all_reduce_sums({"loss": loss_value})["loss"], total_tokens
+
+
+@data_parallel  # learner_workers > 1: the same function, run as a data-parallel learner (r1lab.scale)
 def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
               stop_after: int | None = None, overwrite: bool = False) -> dict:
     seed_everything(config.seed)
@@ -150,7 +171,7 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
     loaded = load_model(config.model, device=config.device, dtype=config.dtype, lora=config.lora,
                         gradient_checkpointing=config.gradient_checkpointing)
     model, tokenizer, device = loaded.policy, loaded.tokenizer, loaded.device
-    run = Run(run_dir, "sft", config, resume=resume, overwrite=overwrite)
+    run = learner_run(run_dir, "sft", config, resume=resume, overwrite=overwrite)
     per_step = config.batch_size * config.grad_accumulation
     steps = config.max_steps or max(1, math.ceil(config.epochs * len(train) / per_step))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
@@ -186,13 +207,7 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
                     cursor = 0
                 micro_batches.append([train[i] for i in order[cursor : cursor + config.batch_size]])
                 cursor += config.batch_size
-            total_tokens = sum(len(ids) - p for batch in micro_batches for ids, p in batch)
-            loss_value = 0.0
-            for examples in micro_batches:
-                batch = [t.to(device) for t in collate(examples, tokenizer.pad_token_id)]
-                loss, _ = completion_loss_sum(model, *batch)
-                (loss / total_tokens).backward()
-                loss_value += loss.item() / total_tokens
+            loss_value, total_tokens = accumulate_gradients(model, micro_batches, tokenizer.pad_token_id, device)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

@@ -6,9 +6,11 @@ from dataclasses import dataclass, field
 
 from r1lab.llm.lora import LoraSettings
 from r1lab.runs.config import require
+from r1lab.scale.settings import scale_settings
 
 
 @dataclass
+@scale_settings  # + where it runs: backend, num_workers, learner_workers, ... (docs/scale.md)
 class SFTConfig:
     model: str = "tiny"
     data: str = ""  # JSONL rows {"prompt", "completion"}, or {"messages": [...]} conversations (see read_pairs)
@@ -35,6 +37,7 @@ class SFTConfig:
     save_model: bool = True
 
     def __post_init__(self):
+        self.check_scale(sampling_workers=False)
         require(bool(self.data), "data", "is required: a JSONL file of {\"prompt\", \"completion\"} rows")
         require(self.batch_size >= 1 and self.grad_accumulation >= 1, "batch_size", "and grad_accumulation must be >= 1")
         require(self.lr > 0, "lr", "must be > 0")

@@ -17,6 +17,7 @@ from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.prompts import read_jsonl_prompts
 from r1lab.rewards import reward_functions, scorer
 from r1lab.runs.config import require
+from r1lab.scale.recipe import Recipe
 from r1lab.tasks import get_task
 
 logger = logging.getLogger("r1lab.pipelines")
@@ -91,6 +92,11 @@ def default_rewards(config: GRPOConfig):
     return functions
 
 
+def job_scorer(config: GRPOConfig):
+    """The job's reward functions as one scorer (built again by each generation worker on Ray)."""
+    return scorer(default_rewards(config))
+
+
 def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
                 stop_after: int | None = None, overwrite: bool = False, job: str = "grpo") -> dict:
     # imported here: the config classes above are read by the CLI's help, which must not pay for torch
@@ -110,7 +116,7 @@ def run_grpo_job(config: GRPOJobConfig, run_dir: Path, resume: bool = False, qui
     def evaluator(model, tokenizer) -> dict:
         return evaluate(model, tokenizer, held_out, settings, task)
 
-    summary = train_grpo(config, run_dir, train, scorer(default_rewards(config)), evaluator=evaluator,
+    summary = train_grpo(config, run_dir, train, Recipe(job_scorer, config), evaluator=evaluator,
                          eval_every=config.eval_every, resume=resume, quiet=quiet, stop_after=stop_after,
                          overwrite=overwrite, job=job)
     if "stopped_at" in summary:
