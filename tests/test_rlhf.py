@@ -286,3 +286,25 @@ def test_a_reward_model_of_another_tokenizer_reads_the_decoded_texts(reward_dir)
     torch.testing.assert_close(scores, expected)
     (name, value), = metrics.items()
     assert name == f"rm_score/{reward_dir.parent.name}" and value == pytest.approx(expected.mean().item())
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["separate critic", "shared critic"])
+def test_micro_batches_accumulate_to_the_whole_batch_gradient(qwen2_dir, reward_dir, shared):
+    config = small(qwen2_dir, reward_dir, shared_critic=shared, ent_coef=0.01)
+    models, _, rollout, _ = rollout_of(config)
+    rollout.advantages.normal_(generator=torch.Generator().manual_seed(1))  # a signal for every token
+    parameters = models.policy_parameters() + models.critic_parameters()
+    mask = rollout.mask
+
+    def gradient(micro_batches):
+        for p in parameters:
+            p.grad = None
+        tokens = mask.sum()
+        for rows in micro_batches:
+            rlhf.micro_batch_step(models, rollout, rows, tokens, config, train_policy=True)
+        return [p.grad.clone() for p in parameters]
+
+    whole = gradient([torch.arange(4)])
+    split = gradient([torch.tensor([2, 0]), torch.tensor([3]), torch.tensor([1])])
+    for a, b in zip(whole, split):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)

@@ -352,9 +352,7 @@ def improve(models: Models, optimizer: torch.optim.Optimizer, rollout: Rollout, 
             tokens = sum(mask[rows].sum() for rows in micro).clamp(min=1)
             optimizer.zero_grad(set_to_none=True)
             for rows in micro:
-                terms = micro_batch_loss(models, rollout, rows, tokens, config, train_policy)
-                terms.pop("loss").backward()
-                for key, value in terms.items():
+                for key, value in micro_batch_step(models, rollout, rows, tokens, config, train_policy).items():
                     sums[key] = sums.get(key, 0.0) + value
             sums["grad_norm/critic"] = sums.get("grad_norm/critic", 0.0) + _clip(models.critic_parameters(), config)
             if train_policy:
@@ -367,47 +365,69 @@ def improve(models: Models, optimizer: torch.optim.Optimizer, rollout: Rollout, 
     return metrics
 
 
-def micro_batch_loss(models: Models, rollout: Rollout, rows: torch.Tensor, tokens: torch.Tensor,
+def micro_batch_step(models: Models, rollout: Rollout, rows: torch.Tensor, tokens: torch.Tensor,
                      config: RLHFConfig, train_policy: bool) -> dict:
-    """The PPO loss of one micro-batch, scaled so that its minibatch's micro-batches sum to token means.
+    """Forward and backward of one micro-batch's PPO loss, scaled so that a minibatch's micro-batches
+    sum to token means over the minibatch:
 
-        loss = -min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t)           (core.clipped_surrogate)
-               + vf_coef * 0.5 max((V_t - R_t)^2, (clip(V_t, V_old +- c) - R_t)^2)   (core.value_loss)
+        loss = -min(rho_t A_t, clip(rho_t, 1 - eps, 1 + eps) A_t)                     (core.clipped_surrogate)
+               + vf_coef * 0.5 max((V_t - R_t)^2, (V_old + clip(V_t - V_old, +-c) - R_t)^2)   (core.value_loss)
                - ent_coef * H_t
+
+    A separate critic's loss is backpropagated before the actor's forward, so that only one model's
+    activations are held at a time (the gradients are the same: the two models share no weights);
+    a shared trunk takes the sum in one backward. Returns the micro-batch's share of the metrics.
     """
     *tensors, width = trimmed(rollout.completions, rows)
     mask = rollout.mask[rows, :width]
-    old_values, returns = rollout.old_values[rows, :width], rollout.returns[rows, :width]
     share = (mask.sum() / tokens).item()
-    stats: dict[str, Any] = {}
-    loss = torch.zeros((), device=mask.device)
-    if train_policy or models.critic is None:
-        bonus = config.ent_coef > 0 and train_policy
-        logprobs, entropy, values = models.actor_forward(*tensors, temperature=config.temperature, with_entropy=bonus,
-                                                         entropy_grad=bonus, value_grad=train_policy)
-    if train_policy:
-        old_logprobs = rollout.old_logprobs[rows, :width]
-        terms = clipped_surrogate(logprobs, old_logprobs, rollout.advantages[rows, :width], config.clip_ratio)
-        policy_loss = aggregate_loss(terms.loss, mask, "token_mean", num_tokens=tokens)
-        loss = loss + policy_loss
-        if config.ent_coef:
-            loss = loss - config.ent_coef * masked_sum(entropy, mask) / tokens
-        stats.update({"policy_loss": policy_loss.item(),
-                      "clip_fraction": masked_mean(terms.clipped.float(), mask).item() * share,
-                      "ratio_mean": masked_mean(terms.ratio.detach(), mask).item() * share,
-                      "approx_kl": masked_mean(kl_k3(old_logprobs, logprobs.detach()), mask).item() * share})
+    old_values, returns = rollout.old_values[rows, :width], rollout.returns[rows, :width]
+    bonus = config.ent_coef > 0 and train_policy
+    stats: dict[str, float] = {}
     if models.critic is not None:
-        values = models.values(*tensors)
-    critic_loss = aggregate_loss(value_loss(values, returns, old_values, config.clip_value), mask, "token_mean",
-                                 num_tokens=tokens)
-    loss = loss + config.vf_coef * critic_loss
-    stats["value_loss"] = critic_loss.item()
-    if config.clip_value is not None:
-        clipped = old_values + torch.clamp(values.detach() - old_values, -config.clip_value, config.clip_value)
-        binds = (clipped - returns) ** 2 > (values.detach() - returns) ** 2
-        stats["value_clip_fraction"] = masked_mean(binds.float(), mask).item() * share
-    stats["loss"] = loss
+        critic_loss = _value_terms(models.values(*tensors), old_values, returns, mask, tokens, share, config, stats)
+        (config.vf_coef * critic_loss).backward()
+        if train_policy:
+            logprobs, entropy, _ = models.actor_forward(*tensors, temperature=config.temperature, with_entropy=bonus,
+                                                        entropy_grad=bonus)
+            _policy_terms(logprobs, entropy, rollout, rows, width, mask, tokens, share, config, stats).backward()
+        return stats
+    logprobs, entropy, values = models.actor_forward(*tensors, temperature=config.temperature, with_entropy=bonus,
+                                                     entropy_grad=bonus, value_grad=train_policy)
+    loss = config.vf_coef * _value_terms(values, old_values, returns, mask, tokens, share, config, stats)
+    if train_policy:
+        loss = loss + _policy_terms(logprobs, entropy, rollout, rows, width, mask, tokens, share, config, stats)
+    loss.backward()
     return stats
+
+
+def _policy_terms(logprobs, entropy, rollout: Rollout, rows, width: int, mask, tokens, share: float,
+                  config: RLHFConfig, stats: dict) -> torch.Tensor:
+    """The clipped surrogate (minus the entropy bonus) as this micro-batch's part of the token mean."""
+    old_logprobs = rollout.old_logprobs[rows, :width]
+    terms = clipped_surrogate(logprobs, old_logprobs, rollout.advantages[rows, :width], config.clip_ratio)
+    loss = aggregate_loss(terms.loss, mask, "token_mean", num_tokens=tokens)
+    stats.update({"policy_loss": loss.item(),
+                  "clip_fraction": masked_mean(terms.clipped.float(), mask).item() * share,
+                  "ratio_mean": masked_mean(terms.ratio.detach(), mask).item() * share,
+                  "approx_kl": masked_mean(kl_k3(old_logprobs, logprobs.detach()), mask).item() * share})
+    if config.ent_coef:
+        loss = loss - config.ent_coef * masked_sum(entropy, mask) / tokens
+    return loss
+
+
+def _value_terms(values, old_values, returns, mask, tokens, share: float, config: RLHFConfig,
+                 stats: dict) -> torch.Tensor:
+    """The (clipped) value loss as this micro-batch's part of the token mean, and the clip fraction."""
+    loss = aggregate_loss(value_loss(values, returns, old_values, config.clip_value), mask, "token_mean",
+                          num_tokens=tokens)
+    stats["value_loss"] = loss.item()
+    if config.clip_value is not None:
+        detached = values.detach()
+        clipped = old_values + torch.clamp(detached - old_values, -config.clip_value, config.clip_value)
+        binds = (clipped - returns) ** 2 > (detached - returns) ** 2
+        stats["value_clip_fraction"] = masked_mean(binds.float(), mask).item() * share
+    return loss
 
 
 def _clip(parameters: list[torch.nn.Parameter], config: RLHFConfig) -> float:
