@@ -193,6 +193,17 @@ def test_grpo_on_two_generation_workers_survives_one_killed_mid_step(small_confi
     assert last["time/sync"] > 0 and last["time/worker_generation"] > 0 and last["length_mod_7"] == 1.0
 
 
+def test_a_scorer_that_cannot_travel_to_the_workers_is_one_clear_error():
+    import threading
+
+    from r1lab.runs import ConfigError
+    from r1lab.scale.ray_generation import RayGenerationPool
+
+    lock = threading.Lock()
+    with pytest.raises(ConfigError, match=r"cannot be pickled .*pass r1lab.scale.Recipe"):
+        RayGenerationPool(ScaleSettings(backend="ray"), None, None, None, lambda *args: lock, None)
+
+
 # ---------------------------------------------------------------- the data-parallel learner
 
 
@@ -265,3 +276,29 @@ def test_grpo_with_generation_workers_and_a_data_parallel_learner_equals_one_lea
     assert strip(tmp_path / "two", keys) == strip(tmp_path / "one", keys)  # the same sampled batches
     for name, tensor in one_weights.items():
         torch.testing.assert_close(two_weights[name], tensor, atol=1e-5, rtol=1e-4, msg=name)
+
+
+# ---------------------------------------------------------------- the same learning
+
+
+@pytest.mark.slow
+def test_ppo_on_two_ray_workers_solves_cartpole_as_the_in_process_run_does(tmp_path):
+    sets = ("total_steps=100000", "eval_episodes=20")
+    local = train_ppo(ppo_config(*sets), tmp_path / "local", quiet=True)
+    on_ray = train_ppo(ppo_config(*sets, "backend=ray", "num_workers=2"), tmp_path / "ray", quiet=True)
+    assert local["eval_return_mean"] >= 450 and on_ray["eval_return_mean"] >= 450  # CartPole's ceiling is 500
+    assert abs(on_ray["train_return_recent"] - local["train_return_recent"]) <= 75
+
+
+@pytest.mark.slow
+def test_r1_zero_on_two_generation_workers_reaches_the_in_process_held_out_accuracy(tmp_path):
+    from r1lab.pipelines.r1_zero import R1ZeroConfig, run_grpo_job
+
+    settings = dict(steps=30, eval_every=0, eval_k=0, save_model=False)
+    local = run_grpo_job(R1ZeroConfig(**settings), tmp_path / "local", quiet=True)
+    on_ray = run_grpo_job(R1ZeroConfig(**settings, backend="ray", num_workers=2), tmp_path / "ray", quiet=True)
+    assert on_ray["before"] == local["before"]  # the same base model, evaluated in this process
+    for summary in (local, on_ray):
+        assert summary["after"]["accuracy"] >= summary["before"]["accuracy"] + 0.5
+        assert summary["after"]["format_rate"] >= 0.9
+    assert abs(on_ray["after"]["accuracy"] - local["after"]["accuracy"]) <= 0.1

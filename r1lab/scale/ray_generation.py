@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ray
 import torch
 
+from r1lab.runs import ConfigError
 from r1lab.scale.generation_worker import GenerationSpec, GenerationWorker
 from r1lab.scale.ray_workers import WorkerGroup, connect
 from r1lab.scale.sampling import merge_completions, shard_bounds, slice_payload
@@ -28,6 +30,12 @@ class RayGenerationPool:
     """`config.num_workers` GenerationWorker actors; weights pushed when the learner's version moves."""
 
     def __init__(self, config, policy, tokenizer, sampling, score, merge):
+        try:
+            ray.cloudpickle.dumps(score)
+        except Exception as error:
+            raise ConfigError(f"backend 'ray' sends the scorer to every generation worker, and this one cannot be "
+                              f"pickled ({type(error).__name__}: {error}); pass r1lab.scale.Recipe(factory, ...), "
+                              "which each worker builds again") from None
         self.ray_init_seconds = connect(config)
         device = "cuda" if config.gpus_per_worker > 0 else "cpu"
         threads = max(1, int(config.cpus_per_worker))

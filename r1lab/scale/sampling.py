@@ -170,6 +170,16 @@ def merge_reward_scores(parts: list[tuple]) -> tuple:
     return (rewards, metrics, by_function) if len(parts[0]) > 2 else (rewards, metrics)
 
 
+def item_scorer(scorer):
+    """A `scorer(items, prompts, completions) -> (scores, metrics)` (RLHF-PPO's: a reward model, or
+    rules) as a pool scorer whose payload is the items; join its shares with `merge_scores`."""
+    return partial(_score_items, scorer)
+
+
+def _score_items(scorer, prompts: list[str], completions: Completions, items: list):
+    return scorer(items, prompts, completions)
+
+
 def merge_scores(parts: list[tuple]) -> tuple:
     """`(scores (B,) tensor, metrics)` parts joined: scores concatenated, metrics row-weighted (RLHF's scorers)."""
     if len(parts) == 1:

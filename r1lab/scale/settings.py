@@ -107,3 +107,9 @@ def scale_settings(cls):
     for name in ("check_scale", "local_ray_cpus"):
         setattr(cls, name, ScaleSettings.__dict__[name])
     return cls
+
+
+def scale_of(config) -> dict:
+    """A config's scale settings as keyword arguments, to hand on to the trainer configs a pipeline
+    builds (`GRPOConfig(..., **scale_of(config))`)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(ScaleSettings)}
