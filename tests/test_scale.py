@@ -93,6 +93,7 @@ def test_nothing_of_r1lab_imports_ray_unless_a_job_asks_for_it(tmp_path):
         import sys
         import r1lab.cli, r1lab.llm.grpo, r1lab.llm.sft, r1lab.pipelines.r1_zero, r1lab.policy_gradient
         import r1lab.scale, r1lab.scale.learner, r1lab.scale.sampling, r1lab.scale.rollout_worker
+        import r1lab.scale.generation_worker, r1lab.scale.recipe, r1lab.scale.settings
         from r1lab.policy_gradient import PPOConfig, train_ppo
         train_ppo(PPOConfig(total_steps=512, num_envs=4, steps_per_env=32, minibatch_size=64, epochs=1,
                             eval_episodes=1, tensorboard=False), {str(tmp_path)!r}, quiet=True)
