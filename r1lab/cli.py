@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 app = typer.Typer(
     help="r1lab: the road from Q-learning to DeepSeek R1, as training code you can run and read.",
@@ -31,6 +32,21 @@ Sets = Annotated[list[str] | None, typer.Option("--set", "-s", help="Override an
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or tables.")]
 PrintConfig = Annotated[bool, typer.Option("--print-config", help="Print the resolved config as YAML and exit.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Start again in a run dir that holds a run, clearing it.")]
+NoReport = Annotated[bool, typer.Option("--no-report", help="Do not write RUN_DIR/report.html at the end.")]
+
+
+def write_run_report(directory: Path, skip: bool = False) -> None:
+    """Every job ends with its HTML report; a report that cannot be built warns, never fails the job."""
+    if skip:
+        return
+    from r1lab.report import write_report
+
+    try:
+        path = write_report(directory)
+    except Exception as error:  # the run itself succeeded; its page is a convenience
+        console.print(Text(f"warning: no report for {directory}: {error}", style="yellow"), soft_wrap=True)
+        return
+    console.print(f"report: {path}", highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -79,8 +95,6 @@ def resume_command(job: str, run_dir: Path) -> str:
 def print_error(message: str) -> None:
     """One red `error:` and the message as plain text: no markup (square brackets in a file name
     or a pip command stay as written) and no wrapping (one line a script can grep)."""
-    from rich.text import Text
-
     console.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True, highlight=False)
 
 
@@ -134,7 +148,7 @@ def maze(
     gamma: Annotated[float | None, typer.Option("--gamma", help="Discount, in [0, 1] [default: 0.9].")] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed of the learner [default: 0].")] = None,
     run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, quiet: Quiet = False,
-    print_only: PrintConfig = False,
+    print_only: PrintConfig = False, no_report: NoReport = False,
 ):
     """Q-learning on the seed's maze (or --layout / --size): the Q table, the greedy path, and whether it is optimal."""
     from r1lab.runs import default_run_dir, load_config
@@ -152,6 +166,7 @@ def maze(
         console.print(part)
     console.print(f"{summary['episodes']} episodes, {summary['updates']:,} updates in {summary['train_seconds']:.3f} s "
                   f"({summary['updates_per_second']:,.0f} updates/s); run in {directory}", highlight=False, soft_wrap=True)
+    write_run_report(directory, no_report)
 
 
 # the jobs of the later stages register themselves on `app`

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from r1lab.cli import (
+    NoReport,
     Overwrite,
     Preset,
     PrintConfig,
@@ -19,6 +20,7 @@ from r1lab.cli import (
     console,
     default,
     print_config,
+    write_run_report,
 )
 from r1lab.llm.sft_config import SFTConfig
 from r1lab.pipelines.r1_zero import GRPOJobConfig, R1ZeroConfig
@@ -63,7 +65,7 @@ def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = No
                   steps: Annotated[int | None, typer.Option(help="Optimiser steps.", show_default="the recipe's")] = None,
                   install: Annotated[bool, typer.Option(help="Copy the model into r1lab/assets/tiny.")] = False,
                   resume: Resume = None, overwrite: Overwrite = False, quiet: Quiet = False,
-                  print_only: PrintConfig = False):
+                  print_only: PrintConfig = False, no_report: NoReport = False):
     """Pretrain the tiny world's base model on its synthetic corpus (deterministic from --seed)."""
     from r1lab.llm.pretrain import pretrain
     from r1lab.llm.tiny import PretrainConfig
@@ -79,6 +81,7 @@ def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = No
     if install:
         path = install_tiny_model(directory, quiet=quiet)
         console.print(f"installed the model and its card in {path}")
+    write_run_report(directory, no_report)
 
 
 @app.command()
@@ -178,7 +181,8 @@ def sft(data: Annotated[str | None, typer.Option("--data", help="JSONL rows {pro
                                                       show_default=default(SFTConfig, "max_steps"))] = None,
         template: Annotated[str | None, typer.Option(help=f"{TEMPLATES}, applied to plain prompts.",
                                                      show_default=default(SFTConfig, "template"))] = None,
-        resume: Resume = None, overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False):
+        resume: Resume = None, overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False,
+        no_report: NoReport = False):
     """Supervised fine-tuning on (prompt, completion) pairs, loss on completion tokens only."""
     from r1lab.llm.sft import train_sft
 
@@ -186,15 +190,17 @@ def sft(data: Annotated[str | None, typer.Option("--data", help="JSONL rows {pro
                      max_steps=max_steps, template=template)
     if print_only:
         return print_config(config)
-    summary = train_sft(config, _run_dir(run_dir, resume, "sft"), resume=resume is not None, quiet=quiet,
-                        overwrite=overwrite)
+    directory = _run_dir(run_dir, resume, "sft")
+    summary = train_sft(config, directory, resume=resume is not None, quiet=quiet, overwrite=overwrite)
     first, last = summary["eval_loss_first"], summary["eval_loss_last"]
     losses = f"eval loss {first:.4f} -> {last:.4f}" if first is not None else f"train loss {summary['loss_last']:.4f}"
     console.print(f"{losses}; {summary['steps']} steps in {summary['wall_seconds']:.1f} s; "
                   f"model in {summary['model_dir']}", highlight=False, soft_wrap=True)
+    write_run_report(directory, no_report)
 
 
-def _grpo_job(config_cls, job, run_dir, preset, sets, resume, quiet, overwrite, print_only, named) -> dict | None:
+def _grpo_job(config_cls, job, run_dir, preset, sets, resume, quiet, overwrite, print_only, named,
+              no_report=False) -> dict | None:
     from r1lab.pipelines.r1_zero import run_grpo_job
 
     config = _config(config_cls, preset, sets, resume, **named)
@@ -209,6 +215,7 @@ def _grpo_job(config_cls, job, run_dir, preset, sets, resume, quiet, overwrite, 
     directory = _run_dir(run_dir, resume, job)
     summary = run_grpo_job(config, directory, resume=resume is not None, quiet=quiet, overwrite=overwrite, job=job)
     _print_before_after(summary, directory)
+    write_run_report(directory, no_report)
     return summary
 
 
@@ -286,14 +293,14 @@ def grpo(model: Model = None, task: G.task = None, dataset: G.dataset = None,
          num_iterations: G.num_iterations = None, template: G.template = None, rewards: G.rewards = None,
          reward: G.reward = None, seed: Seed = None, run_dir: RunDir = None, preset: Preset = None,
          sets: Sets = None, resume: Resume = None, overwrite: Overwrite = False, quiet: Quiet = False,
-         print_only: PrintConfig = False):
+         print_only: PrintConfig = False, no_report: NoReport = False):
     """GRPO on any model, task or dataset; every setting is also reachable with --set key=value."""
     reward_names, reward_weights = _rewards(rewards, reward)
     named = dict(model=model, task=task, dataset=dataset, eval_dataset=eval_dataset, group_size=group_size,
                  prompts_per_step=prompts_per_step, max_new_tokens=max_new_tokens, steps=steps, beta=beta, lr=lr,
                  loss_type=loss_type, num_iterations=num_iterations, template=template, seed=seed,
                  rewards=reward_names, reward_weights=reward_weights)
-    _grpo_job(GRPOJobConfig, "grpo", run_dir, preset, sets, resume, quiet, overwrite, print_only, named)
+    _grpo_job(GRPOJobConfig, "grpo", run_dir, preset, sets, resume, quiet, overwrite, print_only, named, no_report)
 
 
 @app.command("r1-zero")
@@ -304,7 +311,8 @@ def r1_zero(model: Model = None, task: Z.task = None, dataset: Z.dataset = None,
             steps: Z.steps = None, beta: Z.beta = None, lr: Z.lr = None, loss_type: Z.loss_type = None,
             num_iterations: Z.num_iterations = None, reward: Z.reward = None, seed: Seed = None,
             run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, resume: Resume = None,
-            overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False):
+            overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False,
+            no_report: NoReport = False):
     """DeepSeek-R1-Zero: GRPO with accuracy and format rewards from the base model, no SFT.
 
     --reward adds a reward function to the two."""
@@ -313,4 +321,4 @@ def r1_zero(model: Model = None, task: Z.task = None, dataset: Z.dataset = None,
                  prompts_per_step=prompts_per_step, max_new_tokens=max_new_tokens, steps=steps, beta=beta, lr=lr,
                  loss_type=loss_type, num_iterations=num_iterations, seed=seed, rewards=reward_names,
                  reward_weights=reward_weights)
-    _grpo_job(R1ZeroConfig, "r1-zero", run_dir, preset, sets, resume, quiet, overwrite, print_only, named)
+    _grpo_job(R1ZeroConfig, "r1-zero", run_dir, preset, sets, resume, quiet, overwrite, print_only, named, no_report)

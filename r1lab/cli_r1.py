@@ -5,7 +5,19 @@ from typing import Annotated
 
 import typer
 
-from r1lab.cli import Preset, PrintConfig, Quiet, RunDir, Sets, app, clear_errors, console, print_config
+from r1lab.cli import (
+    NoReport,
+    Preset,
+    PrintConfig,
+    Quiet,
+    RunDir,
+    Sets,
+    app,
+    clear_errors,
+    console,
+    print_config,
+    write_run_report,
+)
 
 
 @app.command()
@@ -21,7 +33,7 @@ def r1(model: Annotated[str | None, typer.Option("--model", help="The base model
        seed: Annotated[int | None, typer.Option("--seed", help="Random seed.", show_default="0")] = None,
        run_dir: RunDir = None, preset: Preset = None, sets: Sets = None,
        resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run inside the stage it was in.")] = None,
-       quiet: Quiet = False, print_only: PrintConfig = False):
+       quiet: Quiet = False, print_only: PrintConfig = False, no_report: NoReport = False):
     """DeepSeek-R1: R1-Zero, reward models, cold start, reasoning RL, rejection sampling + SFT, RL for
     all scenarios, distillation; each stage in RUN_DIR/stages/NAME; one table at the end.
 
@@ -46,3 +58,4 @@ def r1(model: Annotated[str | None, typer.Option("--model", help="The base model
                      console=console)
     console.print(f"{len(summary['stages'])} stages in {summary['wall_seconds'] / 60:.1f} min; run in {directory}",
                   highlight=False, soft_wrap=True)
+    write_run_report(directory, no_report)

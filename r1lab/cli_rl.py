@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from r1lab.cli import (
+    NoReport,
     Overwrite,
     Preset,
     PrintConfig,
@@ -19,6 +20,7 @@ from r1lab.cli import (
     clear_errors,
     console,
     print_config,
+    write_run_report,
 )
 
 ALGORITHMS = ("reinforce", "trpo", "ppo")
@@ -50,7 +52,7 @@ def train(
     algorithm: Annotated[str, typer.Argument(help="reinforce, trpo or ppo.")],
     env: Env = None, gym_packages: GymPackages = None, seed: Seed = None, total_steps: TotalSteps = None,
     run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, resume: Resume = None,
-    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False,
+    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False, no_report: NoReport = False,
 ):
     """Train REINFORCE, TRPO or PPO on any Gymnasium env (seed §3).
 
@@ -89,6 +91,7 @@ def train(
         f"± {_number(summary['eval_return_std'])} over {summary['eval_episodes']} episodes; "
         f"{summary['env_steps']:,} steps in {summary['wall_seconds']:.1f} s "
         f"({summary['steps_per_second']:,.0f} steps/s); run in {directory}", highlight=False, soft_wrap=True)
+    write_run_report(directory, no_report)
 
 
 @app.command("eval")

@@ -307,3 +307,10 @@ def test_a_reward_function_of_yours_is_called_with_trls_signature(qwen2_dir, tmp
     assert "my_rewards:shorter" in config and "0.5" in config
     sample = json.loads((tmp_path / "run" / "samples.jsonl").read_text().splitlines()[0])
     assert set(sample["rewards"]) == {"format", "my_rewards:shorter"}
+
+
+def test_every_job_ends_with_its_report_unless_told_not_to(tmp_path):
+    result, output = r1lab("maze", "-q", "--run-dir", tmp_path / "with", "--set", "tensorboard=false")
+    assert result.exit_code == 0 and (tmp_path / "with" / "report.html").is_file() and "report:" in output
+    result, _ = r1lab("maze", "-q", "--run-dir", tmp_path / "without", "--no-report", "--set", "tensorboard=false")
+    assert result.exit_code == 0 and not (tmp_path / "without" / "report.html").exists()

@@ -257,9 +257,9 @@ def test_missing_samples_and_summary_leave_their_sections_out(tmp_path):
 
 
 def test_an_unknown_job_still_gets_its_config_and_a_command(tmp_path):
-    run = fake_run(tmp_path / "run", job="rlhf", config={"beta": 0.05, "critic": {"lr": 1e-5}})
+    run = fake_run(tmp_path / "run", job="my-job", config={"beta": 0.05, "critic": {"lr": 1e-5}})
     html, _ = page_of(run)
-    assert "r1lab rlhf --set beta=0.05 --set critic.lr=1.0e-05" in html
+    assert "r1lab my-job --set beta=0.05 --set critic.lr=1.0e-05" in html
     assert "r1lab has no command for the job" in html
 
 

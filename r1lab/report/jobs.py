@@ -96,6 +96,12 @@ def _rlhf():
     return RLHFJobConfig
 
 
+def _r1():
+    from r1lab.pipelines.r1 import R1Config
+
+    return R1Config
+
+
 def _pretrain():
     from r1lab.llm.tiny import PretrainConfig
 
@@ -112,6 +118,7 @@ JOBS: dict[str, JobCommand] = {
     "pretrain-tiny": JobCommand(("pretrain-tiny",), _pretrain),
     "reward-model": JobCommand(("reward-model",), _reward_model),
     "rlhf": JobCommand(("rlhf",), _rlhf),
+    "r1": JobCommand(("r1",), _r1),
 }
 
 
