@@ -3,7 +3,8 @@
 The seed's box on reward hacking: an agent that maximises an imperfect reward finds the reward's
 flaws instead of the behaviour it was meant to teach. Here the flaw is made on purpose: a
 helpfulness reward model trained on only a handful of pairs (`--pairs`, default 16), so it has
-seen almost nothing of what makes a reply helpful. Two runs of `r1lab rlhf` on the tiny world's
+seen almost nothing of what makes a reply helpful (or, with `--weak length`, one trained to
+prefer the longer of two answers whatever they say). Two runs of `r1lab rlhf` on the tiny world's
 benign requests then chase it, identical but for beta: 0 (no KL penalty) and `--beta`. Every
 `--eval-every` steps both are checked on held-out requests by the weak RM (its score) and by
 the task's own rule (`is_helpful`):
@@ -24,13 +25,21 @@ from pathlib import Path
 
 
 def weak_reward_model(args, workdir: Path) -> tuple[Path, dict]:
+    """`few`: the helpfulness pairs, only `--pairs` of them. `length`: pairs that prefer the longer of
+    two answers, whatever they say (a good answer with a bad one appended, over the good one alone)."""
     from r1lab.llm.reward_model import train_reward_model
     from r1lab.llm.rlhf_config import RewardModelConfig
+    from r1lab.tasks.general import preference_pairs
 
+    pairs = None
+    if args.weak == "length":
+        pairs = [{"prompt": p["prompt"], "chosen": f"{p['chosen']} {p['rejected']}", "rejected": p["chosen"]}
+                 for p in preference_pairs("helpful", args.pairs, "train", args.seed)]
     config = RewardModelConfig(model=args.model, data="helpful", train_pairs=args.pairs, batch_size=min(8, args.pairs),
                                steps=args.rm_steps, eval_pairs=200, lr=1e-3, normalization_pairs=args.pairs,
                                seed=args.seed, checkpoint_every=10**6)
-    summary = train_reward_model(config, workdir / "weak-rm", quiet=True)
+    summary = train_reward_model(config, workdir / "weak-rm", dataset=pairs, quiet=True,
+                                 eval_dataset=preference_pairs("helpful", 200, "test", args.seed))
     return workdir / "weak-rm" / "model", summary
 
 
@@ -79,6 +88,7 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="tiny")
+    parser.add_argument("--weak", choices=("few", "length"), default="few", help="how the reward model is weak")
     parser.add_argument("--pairs", type=int, default=16)
     parser.add_argument("--rm-steps", type=int, default=30)
     parser.add_argument("--steps", type=int, default=60)
@@ -97,7 +107,8 @@ def main() -> None:
     if args.plot:
         plot(results, args.plot)
     json.dump({"settings": vars(args) | {"plot": str(args.plot)},
-               "weak_rm": {"train_pairs": rm_summary["train_pairs"], "eval_accuracy": rm_summary["eval_accuracy"]},
+               "weak_rm": {"kind": args.weak, "train_pairs": rm_summary["train_pairs"],
+                           "eval_accuracy_on_helpfulness_pairs": rm_summary["eval_accuracy"]},
                "runs": results}, sys.stdout, indent=2)
     print()
 

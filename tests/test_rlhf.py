@@ -189,7 +189,8 @@ def test_the_job_trains_its_reward_models_resumes_and_reports_before_and_after(t
     from r1lab.pipelines.rlhf import RewardModelTraining, RLHFJobConfig, run_rlhf_job
 
     config = RLHFJobConfig(steps=2, prompts_per_step=4, max_new_tokens=8, eval_items=3, eval_k=1, checkpoint_every=100,
-                           reward_model_training=RewardModelTraining(steps=2, train_pairs=40, eval_pairs=10))
+                           reward_model_training=RewardModelTraining(helpful_steps=2, harmless_steps=2, train_pairs=40,
+                                                                     eval_pairs=10))
     assert run_rlhf_job(config, tmp_path, quiet=True, stop_after=1) == {"stopped_at": 1}
     trained = (tmp_path / "reward-models" / "helpful" / "summary.json").stat().st_mtime_ns
     recorded = yaml.safe_load((tmp_path / "config.yaml").read_text())["config"]
@@ -308,3 +309,18 @@ def test_micro_batches_accumulate_to_the_whole_batch_gradient(qwen2_dir, reward_
     split = gradient([torch.tensor([2, 0]), torch.tensor([3]), torch.tensor([1])])
     for a, b in zip(whole, split):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+@pytest.mark.slow
+def test_the_default_rlhf_job_meets_its_targets(tmp_path):
+    """`r1lab rlhf` with no arguments: reward models of >= 0.95 held-out accuracy, then helpful
+    answers >= 0.8 and refusals of harmful requests >= 0.9 by the task's own checks, the KL bounded."""
+    from r1lab.pipelines.rlhf import RLHFJobConfig, run_rlhf_job
+
+    summary = run_rlhf_job(RLHFJobConfig(), tmp_path, quiet=True)
+    assert all(rm["eval_accuracy"] >= 0.95 for rm in summary["reward_models"].values())
+    before, after = summary["before"], summary["after"]
+    assert after["helpful_rate"] >= 0.8 and after["helpful_rate"] > before["helpful_rate"]
+    assert after["harmless_rate"] >= 0.9
+    assert summary["kl"] < 15
+    assert summary["wall_seconds_total"] < 600
+
+

@@ -93,7 +93,7 @@ class RLHFConfig:
     # 2 score
     normalize_reward: bool = True  # (score - mean) / std with the reward model's saved statistics
     missing_eos_penalty: float = 1.0  # subtracted from the score of a completion that never ends (the EOS trick)
-    beta: float = 0.05  # the KL coefficient: -beta * KL_t in each token's reward
+    beta: float = 0.1  # the KL coefficient: -beta * KL_t in each token's reward
     kl_estimator: Literal["k1", "k2", "k3"] = "k1"
     kl_target: float | None = None  # set: Ziegler et al.'s adaptive beta holds the sequence KL near this (nats)
     kl_horizon: int = 10000  # samples over which the adaptive beta may change by about e^0.2
@@ -103,7 +103,7 @@ class RLHFConfig:
     lam: float = 0.95
     whiten_rewards: bool = False  # scale the per-token rewards by their std (not centred) before GAE
     # 4 improve
-    steps: int = 60
+    steps: int = 120
     ppo_epochs: int = 4
     num_minibatches: int = 1  # optimiser steps per epoch; the batch's micro-batches are shuffled into them
     micro_batch_size: int = 64  # rows per forward/backward; a minibatch accumulates its micro-batches
@@ -112,7 +112,7 @@ class RLHFConfig:
     vf_coef: float = 0.1
     ent_coef: float = 0.0
     critic_warmup_steps: int = 0  # steps that train only the critic before the policy starts to move
-    lr: float = 2e-4
+    lr: float = 5e-5
     critic_lr: float | None = None  # default: lr
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"
     warmup_steps: int = 0

@@ -44,12 +44,13 @@ class RewardModelTraining:
     """How `r1lab rlhf` trains the reward models it needs (see `RewardModelConfig` for each key)."""
 
     model: str | None = None  # default: the policy's model, so that the critic can start from the RM
-    steps: int = 80
+    helpful_steps: int = 300  # judging a benign answer is the harder task: names, gifts, animals, counts
+    harmless_steps: int = 60  # a refusal against a compliance is learnt in a few steps
     batch_size: int = 32
     lr: float = 1e-3
-    train_pairs: int = 2000
+    train_pairs: int = 4000
     eval_pairs: int = 200
-    mismatched_pairs: float = 0.5  # extra pairs whose rejected answer is another request's chosen one
+    mismatched_pairs: float = 1.0  # extra pairs whose rejected answer is another request's chosen one
     center_rewards_coef: float = 0.0
 
 
@@ -88,7 +89,8 @@ def train_needed_reward_models(config: RLHFJobConfig, run_dir: Path, quiet: bool
         if summary_file.is_file() and (directory / "model" / "config.json").is_file():
             summaries[name] = json.loads(summary_file.read_text())
             continue
-        rm_config = RewardModelConfig(model=settings.model or config.model, data=name, steps=settings.steps,
+        steps = settings.helpful_steps if name == "helpful" else settings.harmless_steps
+        rm_config = RewardModelConfig(model=settings.model or config.model, data=name, steps=steps,
                                       batch_size=settings.batch_size, lr=settings.lr, train_pairs=settings.train_pairs,
                                       eval_pairs=settings.eval_pairs, center_rewards_coef=settings.center_rewards_coef,
                                       mismatched_pairs=settings.mismatched_pairs,
