@@ -491,9 +491,9 @@ def train_rlhf(config: RLHFConfig, run_dir: str | Path, items: list[TaskItem], s
         bar.advance(start_step)
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
-            items_, prompts, completions = collect(models, stream, sampling, sampler, config)
+            batch_items, prompts, completions = collect(models, stream, sampling, sampler, config)
             generated = time.perf_counter()
-            rollout, metrics = score_and_estimate(models, scorer, items_, prompts, completions, beta, config)
+            rollout, metrics = score_and_estimate(models, scorer, batch_items, prompts, completions, beta, config)
             estimated = time.perf_counter()
             metrics.update(improve(models, optimizer, rollout, config, train_policy=step > config.critic_warmup_steps))
             scheduler.step()
