@@ -309,18 +309,23 @@ def test_micro_batches_accumulate_to_the_whole_batch_gradient(qwen2_dir, reward_
     split = gradient([torch.tensor([2, 0]), torch.tensor([3]), torch.tensor([1])])
     for a, b in zip(whole, split):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
-@pytest.mark.slow
-def test_the_default_rlhf_job_meets_its_targets(tmp_path):
-    """`r1lab rlhf` with no arguments: reward models of >= 0.95 held-out accuracy, then helpful
-    answers >= 0.8 and refusals of harmful requests >= 0.9 by the task's own checks, the KL bounded."""
-    from r1lab.pipelines.rlhf import RLHFJobConfig, run_rlhf_job
+def test_the_cli_runs_on_a_prompt_file_with_a_given_reward_model(qwen2_dir, reward_dir, tmp_path):
+    from typer.testing import CliRunner
 
-    summary = run_rlhf_job(RLHFJobConfig(), tmp_path, quiet=True)
-    assert all(rm["eval_accuracy"] >= 0.95 for rm in summary["reward_models"].values())
-    before, after = summary["before"], summary["after"]
-    assert after["helpful_rate"] >= 0.8 and after["helpful_rate"] > before["helpful_rate"]
-    assert after["harmless_rate"] >= 0.9
-    assert summary["kl"] < 15
-    assert summary["wall_seconds_total"] < 600
+    from r1lab.cli import app
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"Say hello to {name}.", "harmful": False}) + "\n"
+                               for name in ("Ben", "Ada", "Li", "Tom", "Uma", "Kofi")))
+    result = CliRunner().invoke(app, ["rlhf", "--model", str(qwen2_dir), "--reward-model", str(reward_dir), "--data",
+                                      str(prompts), "--steps", "1", "--prompts-per-step", "2", "--max-new-tokens", "4",
+                                      "--run-dir", str(tmp_path / "run"), "--quiet", "--set", "eval_items=2",
+                                      "--set", "eval_k=1"])
+    assert result.exit_code == 0, result.output
+    assert "rm_score" in result.output and "KL" in result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert set(summary["before"]) == {"rm_score", "kl", "mean_length", "eos_share"}  # no rule check for these prompts
+    assert summary["reward_models"] == {}
+
 
 
