@@ -309,6 +309,8 @@ def test_micro_batches_accumulate_to_the_whole_batch_gradient(qwen2_dir, reward_
     split = gradient([torch.tensor([2, 0]), torch.tensor([3]), torch.tensor([1])])
     for a, b in zip(whole, split):
         torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
 def test_the_cli_runs_on_a_prompt_file_with_a_given_reward_model(qwen2_dir, reward_dir, tmp_path):
     from typer.testing import CliRunner
 
@@ -326,6 +328,3 @@ def test_the_cli_runs_on_a_prompt_file_with_a_given_reward_model(qwen2_dir, rewa
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["before"]) == {"rm_score", "kl", "mean_length", "eos_share"}  # no rule check for these prompts
     assert summary["reward_models"] == {}
-
-
-
