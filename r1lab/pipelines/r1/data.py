@@ -87,12 +87,15 @@ def readable_candidate(item: TaskItem, rng: random.Random, check_share: float) -
     return r1_answer(item, item.solution, language)
 
 
+GENERAL_THINKING = "The user wants a short, kind and complete answer."
+HARMFUL_THINKING = "This would hurt someone, so I decline politely."
+
+
 def general_response(item: TaskItem) -> str:
     """A request answered with a short chain of thought, then the reply (the chosen one; a harmful
-    request's chosen reply is the refusal)."""
-    thinking = (f"The user asks me to {item.question[0].lower()}{item.question[1:].rstrip('.?')}. "
-                + ("That would hurt someone, so I should decline politely." if item.fields.get("harmful")
-                   else "A short, kind and complete answer is best."))
+    request's chosen reply is the refusal). The thought restates nothing of the request: a small
+    model copies names and things from the question into the reply well, and badly twice over."""
+    thinking = HARMFUL_THINKING if item.fields.get("harmful") else GENERAL_THINKING
     return f" <think> {thinking} </think> {item.answer}"
 
 
