@@ -32,7 +32,8 @@ KEYS = ("step", "episode_return", "policy_loss", "value_loss", "approx_kl")
 
 @pytest.fixture(scope="session", autouse=True)
 def ray_cluster():
-    ray.init(num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, object_store_memory=200 * 2**20, include_dashboard=False,
+             logging_level="WARNING")
     yield
     ray.shutdown()
 
@@ -164,13 +165,16 @@ def test_sigterm_mid_ray_run_then_resume_ends_where_the_uninterrupted_run_ends(t
 # ---------------------------------------------------------------- generation workers
 
 
-def grpo_run(small_config, model_dir, run_dir, items, **overrides):
+def grpo_run(small_config, model_dir, run_dir, items, stop_after=None, **overrides):
     config = small_config(model_dir, steps=3, save_model=True, backend="ray", num_workers=2, **overrides)
-    summary = train_grpo(config, run_dir, items, length_scorer, quiet=True)
+    summary = train_grpo(config, run_dir, items, length_scorer, quiet=True, stop_after=stop_after)
+    if stop_after is not None:  # and resumed from its checkpoint, as a killed run would be
+        summary = train_grpo(config, run_dir, items, length_scorer, quiet=True, resume=True)
     return summary, load_model(run_dir / "model").policy.state_dict()
 
 
-def test_grpo_on_two_generation_workers_survives_one_killed_mid_step(small_config, qwen2_dir, tmp_path, monkeypatch):
+def test_grpo_on_two_generation_workers_survives_one_killed_mid_step_and_resumes(small_config, qwen2_dir, tmp_path,
+                                                                                 monkeypatch):
     from r1lab.scale.ray_generation import RayGenerationPool
 
     items = get_task("arithmetic").items(20, "train")
@@ -183,8 +187,9 @@ def test_grpo_on_two_generation_workers_survives_one_killed_mid_step(small_confi
         return original(self, prompts, payload, version=version, group_size=group_size)
 
     monkeypatch.setattr(RayGenerationPool, "sample", killed_in_step_two)
-    disturbed, disturbed_weights = grpo_run(small_config, qwen2_dir, tmp_path / "disturbed", items)
-    assert disturbed["workers_redone"] == 1 and undisturbed["workers_redone"] == 0
+    disturbed, disturbed_weights = grpo_run(small_config, qwen2_dir, tmp_path / "disturbed", items, stop_after=2)
+    assert undisturbed["workers_redone"] == 0
+    assert [r["workers/redone"] for r in read_metrics(tmp_path / "disturbed")] == [0, 1, 0]  # step 3 after the resume
     keys = ("step", "reward", "loss", "completion_length/mean", "length_mod_7")
     assert strip(tmp_path / "disturbed", keys) == strip(tmp_path / "undisturbed", keys)
     for name, tensor in weights.items():

@@ -40,7 +40,9 @@ def connect(settings) -> float:
     options: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING}
     if settings.ray_address is None:
         path = os.pathsep.join(p for p in (os.getcwd(), os.environ.get("PYTHONPATH", "")) if p)
-        options.update(num_cpus=settings.local_ray_cpus, object_store_memory=settings.object_store_mb * 2**20,
+        # "local": a new instance even where `ray start` left a cluster behind (RAY_ADDRESS, /tmp/ray)
+        options.update(address="local", num_cpus=settings.local_ray_cpus,
+                       object_store_memory=settings.object_store_mb * 2**20,
                        runtime_env={"env_vars": {"PYTHONPATH": path}})
     else:
         options["address"] = settings.ray_address
