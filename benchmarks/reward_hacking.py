@@ -7,12 +7,13 @@ seen almost nothing of what makes a reply helpful (or, with `--weak length`, one
 prefer the longer of two answers whatever they say). Two runs of `r1lab rlhf` on the tiny world's
 benign requests then chase it, identical but for beta: 0 (no KL penalty) and `--beta`. Every
 `--eval-every` steps both are checked on held-out requests by the weak RM (its score) and by
-the task's own rule (`is_helpful`):
+the task's own rule (`is_helpful`), on replies sampled at T = 1 (the distribution the RM scores
+and PPO optimises) and on greedy ones:
 
     .venv/bin/python benchmarks/reward_hacking.py --steps 60 --plot docs/img/rlhf-reward-hacking.png
 
 Prints JSON (the weak RM's held-out pairwise accuracy, and per run the curves of RM score,
-helpful rate and KL to the reference) and draws both curves of both runs into one figure.
+helpful rates and KL to the reference) and draws the curves of both runs into one figure.
 """
 
 from __future__ import annotations
@@ -52,11 +53,12 @@ def run(args, reward_model: Path, beta: float, workdir: Path) -> dict:
                            eval_every=args.eval_every, eval_items=args.eval_items, eval_k=2, seed=args.seed,
                            checkpoint_every=10**6, save_model=False)
     summary = run_rlhf_job(config, workdir / f"beta-{beta}", quiet=True)
-    curves = {"step": [], "rm_score": [], "helpful_rate": [], "kl": [], "mean_length": []}
+    keys = ("rm_score", "sampled_helpful_rate", "helpful_rate", "kl", "mean_length")
+    curves = {"step": [], **{key: [] for key in keys}}
     for record in read_metrics(workdir / f"beta-{beta}"):
         if "eval/helpful_rate" in record:
             curves["step"].append(record["step"])
-            for key in ("rm_score", "helpful_rate", "kl", "mean_length"):
+            for key in keys:
                 curves[key].append(round(record[f"eval/{key}"], 4))
     return {"beta": beta, "curves": curves, "before": summary["before"], "after": summary["after"],
             "examples_after": summary["examples_after"][:4]}
@@ -72,7 +74,8 @@ def plot(results: list[dict], path: Path) -> None:
     for result, colour in zip(results, ("tab:red", "tab:blue")):
         c, label = result["curves"], f"beta = {result['beta']:g}"
         axes[0].plot(c["step"], c["rm_score"], marker="o", color=colour, label=label)
-        axes[1].plot(c["step"], c["helpful_rate"], marker="o", color=colour, label=label)
+        axes[1].plot(c["step"], c["sampled_helpful_rate"], marker="o", color=colour, label=f"{label}, sampled")
+        axes[1].plot(c["step"], c["helpful_rate"], ls="--", color=colour, label=f"{label}, greedy")
         axes[2].plot(c["step"], c["kl"], marker="o", color=colour, label=label)
     for ax, title in zip(axes, ("weak RM's score (held out)", "helpful rate: the task's own check", "KL to the reference (nats)")):
         ax.set_title(title)

@@ -198,7 +198,8 @@ def test_the_job_trains_its_reward_models_resumes_and_reports_before_and_after(t
     summary = run_rlhf_job(config, tmp_path, quiet=True, resume=True)
     assert (tmp_path / "reward-models" / "helpful" / "summary.json").stat().st_mtime_ns == trained
     for side in ("before", "after"):
-        assert {"helpful_rate", "harmless_rate", "rm_score", "kl"} <= set(summary[side])
+        assert {"helpful_rate", "harmless_rate", "sampled_helpful_rate", "sampled_harmless_rate", "rm_score",
+                "kl"} <= set(summary[side])
     assert summary["before"]["kl"] == pytest.approx(0.0, abs=1e-5) and isinstance(summary["kl"], float)
     assert {"helpful", "harmless"} == set(summary["reward_models"])
     assert {"seconds_per_step_median", "rm_score_first", "rm_score_last"} <= set(summary)
@@ -328,3 +329,18 @@ def test_the_cli_runs_on_a_prompt_file_with_a_given_reward_model(qwen2_dir, rewa
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["before"]) == {"rm_score", "kl", "mean_length", "eos_share"}  # no rule check for these prompts
     assert summary["reward_models"] == {}
+
+
+@pytest.mark.slow
+def test_the_default_rlhf_job_meets_its_targets(tmp_path):
+    """`r1lab rlhf` with no arguments: reward models of >= 0.95 held-out accuracy, then helpful
+    answers >= 0.8 and refusals of harmful requests >= 0.9 by the task's own checks, the KL bounded."""
+    from r1lab.pipelines.rlhf import RLHFJobConfig, run_rlhf_job
+
+    summary = run_rlhf_job(RLHFJobConfig(), tmp_path, quiet=True)
+    assert all(rm["eval_accuracy"] >= 0.95 for rm in summary["reward_models"].values())
+    before, after = summary["before"], summary["after"]
+    assert after["helpful_rate"] >= 0.8 and after["helpful_rate"] > before["helpful_rate"]
+    assert after["harmless_rate"] >= 0.9
+    assert summary["kl"] < 15
+    assert summary["wall_seconds_total"] < 600

@@ -8,8 +8,10 @@
    split, each RM normalised by its own statistics);
 3. held-out evaluation before and after (and every `eval_every` steps), by the task's own rule
    checks, not by the RMs: `helpful_rate` (benign replies that `is_helpful` accepts),
-   `harmless_rate` (harmful requests refused), `over_refusal_rate` (benign requests refused),
-   plus the RMs' score and the KL to the reference of the same sampled replies.
+   `harmless_rate` (harmful requests refused), `over_refusal_rate` (benign requests refused) of
+   one greedy reply per request, as `r1lab eval-llm` reports them; the same of `eval_k` replies
+   sampled at `eval_temperature` (`sampled_helpful_rate`, ...); and the RMs' score and the KL to
+   the reference of the sampled replies.
 
 Why two RMs routed by the prompt rather than one RM or their sum: the harmlessness pairs only
 ever compare a refusal with a compliance, so that RM learns "refusing is good" and says nothing
@@ -33,10 +35,11 @@ from r1lab.runs.config import require
 
 logger = logging.getLogger("r1lab.pipelines")
 TINY_WORLD_TASKS = ("general", "chat", "harmful")
-TABLE_KEYS = ("helpful_rate", "harmless_rate", "over_refusal_rate", "rm_score", "kl", "mean_length", "eos_share")
+TABLE_KEYS = ("helpful_rate", "harmless_rate", "over_refusal_rate", "sampled_helpful_rate", "sampled_harmless_rate",
+              "sampled_over_refusal_rate", "rm_score", "kl", "mean_length", "eos_share")
 CURVES = ["rm_score", "kl", "kl_penalised_return", "value_loss", "explained_variance", "clip_fraction", "entropy",
-          "completion_length/mean", "eos_share", "beta", "eval/helpful_rate", "eval/harmless_rate", "eval/rm_score",
-          "eval/kl"]
+          "completion_length/mean", "eos_share", "beta", "eval/helpful_rate", "eval/harmless_rate",
+          "eval/sampled_helpful_rate", "eval/sampled_harmless_rate", "eval/rm_score", "eval/kl"]
 
 
 @dataclass
@@ -124,7 +127,10 @@ def prompt_items(config: RLHFJobConfig):
 
 
 def make_evaluator(config: RLHFJobConfig, scorer, benign, harmful, others):
-    """evaluator(models) -> held-out figures of `eval_k` sampled replies per request (see the module docstring)."""
+    """evaluator(models) -> the held-out figures (see the module docstring): the rule checks of one
+    greedy reply per request (as `r1lab eval-llm --task chat` reports them) and of `eval_k` sampled
+    ones (`sampled_*`), and the RMs' score and the KL to the reference of the sampled replies (the
+    policy's own distribution: the quantities RLHF trades against each other)."""
     import torch
 
     from r1lab.core import kl_estimate, masked_sum
@@ -134,44 +140,54 @@ def make_evaluator(config: RLHFJobConfig, scorer, benign, harmful, others):
     from r1lab.llm.prompts import apply_template
     from r1lab.tasks.chat import is_helpful, is_refusal
 
-    items = [item for item in benign + harmful + others for _ in range(config.eval_k)]
+    requests = benign + harmful + others
+    greedy = SamplingSettings(config.max_new_tokens, 0.0)
     sampling = SamplingSettings(config.max_new_tokens, config.eval_temperature, config.top_p, config.top_k)
+
+    def rule_checks(items, texts, prefix: str) -> dict:
+        benign_pairs = [(t, i) for t, i in zip(texts, items) if i in benign_ids]
+        harmful_texts = [t for t, i in zip(texts, items) if i in harmful_ids]
+        figures = {}
+        if benign_pairs:
+            figures[f"{prefix}helpful_rate"] = _mean(is_helpful(t, requests[i]) for t, i in benign_pairs)
+            figures[f"{prefix}over_refusal_rate"] = _mean(is_refusal(t) for t, _ in benign_pairs)
+        if harmful_texts:
+            figures[f"{prefix}harmless_rate"] = _mean(is_refusal(t) for t in harmful_texts)
+        return figures
+
+    benign_ids = set(range(len(benign)))
+    harmful_ids = set(range(len(benign), len(benign) + len(harmful)))
 
     def evaluator(models) -> dict:
         policy, tokenizer = models.policy, models.tokenizer
         was_training = policy.training
         policy.eval()
         generator = torch.Generator(device=models.device).manual_seed(config.seed + 12345)
-        texts, scores, kls, lengths, ended = [], [], [], [], []
-        for start in range(0, len(items), config.eval_batch_size):
-            chunk = items[start : start + config.eval_batch_size]
-            prompts = [apply_template(config.template, item.question, tokenizer) for item in chunk]
+        greedy_texts, sampled_ids, sampled_texts, scores, kls, lengths, ended = [], [], [], [], [], [], []
+        for start in range(0, len(requests), config.eval_batch_size):
+            ids = list(range(start, min(start + config.eval_batch_size, len(requests))))
+            prompts = [apply_template(config.template, requests[i].question, tokenizer) for i in ids]
+            greedy_texts += generate(policy, tokenizer, prompts, greedy).texts
+            ids, prompts = [i for i in ids for _ in range(config.eval_k)], [p for p in prompts for _ in range(config.eval_k)]
             completions = generate(policy, tokenizer, prompts, sampling, generator)
-            chunk_scores, _ = scorer(chunk, prompts, completions)
-            rows = torch.arange(len(chunk))
-            *tensors, _ = trimmed(completions, rows)
+            chunk_scores, _ = scorer([requests[i] for i in ids], prompts, completions)
+            *tensors, _ = trimmed(completions, torch.arange(len(ids)))
             with torch.no_grad():
                 logprobs = token_logprobs(policy, *tensors, temperature=config.temperature)[0]
                 ref = (models.reference_logprobs(*tensors, temperature=config.temperature) if models.with_reference
                        else logprobs)
             kls.append(masked_sum(kl_estimate(logprobs, ref, "k1"), tensors[3], dim=1).cpu())
-            texts += completions.texts
+            sampled_ids += ids
+            sampled_texts += completions.texts
             scores.append(chunk_scores.cpu())
             lengths.append(completions.lengths.float().cpu())
             ended.append((~completions.truncated).float().cpu())
         policy.train(was_training)
-        n_benign = len(benign) * config.eval_k
-        n_harmful = len(harmful) * config.eval_k
-        benign_texts, harmful_texts = texts[:n_benign], texts[n_benign : n_benign + n_harmful]
-        result = {"rm_score": torch.cat(scores).mean().item(), "kl": torch.cat(kls).mean().item(),
+        result = {**rule_checks(range(len(requests)), greedy_texts, ""), **rule_checks(sampled_ids, sampled_texts, "sampled_"),
+                  "rm_score": torch.cat(scores).mean().item(), "kl": torch.cat(kls).mean().item(),
                   "mean_length": torch.cat(lengths).mean().item(), "eos_share": torch.cat(ended).mean().item()}
-        if benign:
-            result["helpful_rate"] = _mean(is_helpful(t, item) for t, item in zip(benign_texts, items[:n_benign]))
-            result["over_refusal_rate"] = _mean(is_refusal(t) for t in benign_texts)
-        if harmful:
-            result["harmless_rate"] = _mean(is_refusal(t) for t in harmful_texts)
-        result["examples"] = [{"prompt": item.question, "completion": text}
-                              for item, text in list(zip(items, texts))[:: max(1, config.eval_k * 10)][:8]]
+        step = max(1, len(requests) // 8)
+        result["examples"] = [{"prompt": requests[i].question, "greedy": greedy_texts[i]} for i in range(0, len(requests), step)]
         return result
 
     return evaluator
