@@ -63,7 +63,7 @@ def test_code_answers_are_checked_together_in_the_sandbox():
 
 def test_verdict_agreement_counts_unparsed_verdicts_as_disagreeing():
     cases = [JudgeCase("q", "5", "r", True), JudgeCase("q", "5", "r", False), JudgeCase("q", "5", "r", False)]
-    figures = verdict_agreement([" 5 vs 5: correct.", " 4 vs 5: wrong.", " hmm"], cases)
+    figures = verdict_agreement([" 5 vs 5: 5 vs 5; correct.", " 4 vs 5: 4 vs 5; wrong.", " hmm"], cases)
     assert figures["agreement"] == pytest.approx(2 / 3) and figures["unparsed"] == pytest.approx(1 / 3)
     assert figures["agreement_on_right"] == 1.0 and figures["agreement_on_wrong"] == 0.5
 

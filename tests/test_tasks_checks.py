@@ -11,27 +11,35 @@ from r1lab.tasks.arithmetic import Slip
 from r1lab.tasks.judge import response_answer
 
 
-def test_a_passing_check_is_the_inverse_sum_in_the_worked_form_and_the_conclusion_comes_last():
+def test_a_passing_check_redoes_the_sum_backwards_digit_by_digit_beside_the_first_operand():
     assert worked_solution(347, "+", 85, check=True) == (
-        "347+85: 7+5+0=12, 2; 34+8: 4+8+1=13, 32; 3+0: 3+0+1=4, 432. "
-        "Check: 432-85: 12-5-0=7, 7; 43-8: 13-8-1=4, 47; 4-0: 4-0-1=3, 347. Right. So 347+85=432.")
-    assert worked_solution(742, "-", 385, check=True).endswith("Check: 357+385: 7+5+0=12, 2; 35+38: 5+8+1=14, 42; "
-                                                               "3+3: 3+3+1=7, 742. Right. So 742-385=357.")
+        "347+85: 7+5+0=12, 2; 34+8: 4+8+1=13, 32; 3+0: 3+0+1=4, 432. So 347+85=432. "
+        "Check: 432-85 vs 347: 12-5-0=7, 7 vs 7 same; 43-8 vs 34: 13-8-1=4, 4 vs 4 same; 4-0 vs 3: 4-0-1=3, 3 vs 3 same; "
+        "right, so 347+85=432.")
+    assert worked_solution(742, "-", 385, check=True).endswith(
+        "Check: 357+385 vs 742: 7+5+0=12, 2 vs 2 same; 35+38 vs 74: 5+8+1=14, 4 vs 4 same; 3+3 vs 7: 3+3+1=7, 7 vs 7 same; "
+        "right, so 742-385=357.")
 
 
-def test_a_slip_caught_by_the_check_is_said_in_words_and_the_sum_is_redone():
+def test_a_slip_caught_by_the_check_stops_at_the_first_differing_digit_and_the_sum_is_redone():
     text = worked_solution(347, "+", 85, check=True, slip=Slip(step=1, delta=-1))
-    assert "34+8: 4+8+1=12, 22" in text  # the slip
-    assert "Check: 422-85:" in text and "337. 337 is not 347. Wait, redo: 347+85: 7+5+0=12" in text
-    assert text.endswith("So 347+85=432.")
+    assert "34+8: 4+8+1=12, 22" in text and "So 347+85=422. Check: 422-85 vs 347:" in text  # the slip
+    assert "42-8 vs 34: 12-8-1=3, 3 vs 4 differ; wrong. Wait, redo: 347+85: 7+5+0=12" in text
+    assert "4-0 vs 3" not in text and text.endswith("So 347+85=432.")
     assert has_self_check(text) and caught_slip(text)
+
+
+def test_a_check_also_compares_the_digits_the_first_operand_lacks_or_has_more():
+    assert "1-0 vs 0: 1-0-1=0, 0 vs 0 same; right" in worked_solution(57, "+", 46, check=True)
+    assert "Check: 999+1 vs 999: 9+1+0=10, 0 vs 9 differ; wrong." in worked_solution(999, "-", 1, check=True, slip=Slip(0, 1))
 
 
 def test_the_chinese_check_uses_chinese_words():
     text = worked_solution(347, "+", 85, "zh", check=True, slip=Slip(step=1, delta=-1))
-    assert "验算：422-85：" in text and "337不是347。等等，重做：" in text and text.endswith("所以347+85=432。")
+    assert "验算：422-85对347：12-5-0=7，7对7相同；42-8对34：12-8-1=3，3对4不同；错误。等等，重做：" in text
+    assert text.endswith("所以347+85=432。")
     ok = worked_solution(347, "+", 85, "zh", check=True)
-    assert "正确。所以347+85=432。" in ok and has_self_check(ok) and not caught_slip(ok)
+    assert ok.endswith("4-0对3：4-0-1=3，3对3相同；正确，所以347+85=432。") and has_self_check(ok) and not caught_slip(ok)
 
 
 def test_a_slip_without_a_check_ends_on_the_wrong_result():

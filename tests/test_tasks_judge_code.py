@@ -12,14 +12,24 @@ from r1lab.tasks.judge import RESPONSE_STYLES, render_response, response_answer,
 
 def test_the_judge_prompt_shows_question_reference_and_response_and_asks_for_a_verdict():
     prompt = judge_prompt("What is 2+3?", "5", " <think> 2+3: 2+3+0=5, 5. So 2+3=5. </think> The answer is 5.")
-    assert prompt == ("Judge the response.\nQuestion: What is 2+3?\nReference answer: 5\n"
-                      "Response: <think> 2+3: 2+3+0=5, 5. So 2+3=5. </think> The answer is 5.\nVerdict:")
-    assert verdict_text("5", "5", True) == " 5 vs 5: correct."
-    assert verdict_text(None, "5", False) == " none vs 5: wrong."
+    assert prompt == ("Judge the response.\nResponse:\n<think> 2+3: 2+3+0=5, 5. So 2+3=5. </think> The answer is 5.\n"
+                      "Question: What is 2+3?\nReference answer: 5\nVerdict:")
+
+
+@pytest.mark.parametrize("given, reference, verdict", [
+    ("432", "432", " 432 vs 432: 2 vs 2 same; 43 vs 43: 3 vs 3 same; 4 vs 4: 4 vs 4 same; correct."),
+    ("422", "432", " 422 vs 432: 2 vs 2 same; 42 vs 43: 2 vs 3 differ; wrong."),
+    ("1432", "432", " 1432 vs 432: 2 vs 2 same; 143 vs 43: 3 vs 3 same; 14 vs 4: 4 vs 4 same; 1 vs 0: 1 vs 0 differ; wrong."),
+    ("32", "432", " 32 vs 432: 2 vs 2 same; 3 vs 43: 3 vs 3 same; 0 vs 4: 0 vs 4 differ; wrong."),
+    (None, "5", " none vs 5; wrong."), ("-5", "5", " -5 vs 5; wrong."),
+])
+def test_the_verdict_compares_digit_by_digit_from_the_right_up_to_the_first_difference(given, reference, verdict):
+    assert verdict_text(given, reference) == verdict
+    assert parse_verdict(verdict) is (given == reference)
 
 
 @pytest.mark.parametrize("text, verdict", [
-    (" 5 vs 5: correct.", True), (" 4 vs 5: wrong.", False), (" none vs 5: wrong.\nJudge the", False),
+    (" 5 vs 5: 5 vs 5; correct.", True), (" 4 vs 5: 4 vs 5; wrong.", False), (" none vs 5; wrong.\nJudge the", False),
     (" 4 vs 5: correct.\nwrong", True), ("incorrect", None), ("", None), (" 5 vs 5", None),
 ])
 def test_parse_verdict_reads_the_last_verdict_word_of_the_first_line(text, verdict):
@@ -58,8 +68,8 @@ def test_judge_items_are_balanced_and_their_verdict_texts_agree_with_the_label()
 
 
 def test_judge_splits_follow_the_arithmetic_split():
-    train = {item.question.split("\n")[1] for item in JudgeTask().items(2000, "train")}
-    test = {item.question.split("\n")[1] for item in JudgeTask().items(200, "test")}
+    train = {item.question.split("\n")[-3] for item in JudgeTask().items(2000, "train")}
+    test = {item.question.split("\n")[-3] for item in JudgeTask().items(200, "test")}
     assert not train & test
 
 

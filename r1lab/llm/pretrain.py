@@ -24,12 +24,13 @@ from r1lab.llm.tiny import (
 from r1lab.runs import ProgressBar, Run, rng_state, seed_everything, set_rng_state, to_dict
 
 
-def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet: bool = False) -> dict:
+def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
+             overwrite: bool = False) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     seed_everything(config.seed)
     quiet_transformers()
-    run = Run(run_dir, "pretrain-tiny", config, resume=resume)
+    run = Run(run_dir, "pretrain-tiny", config, resume=resume, overwrite=overwrite)
     tokenizer = build_tokenizer(tokenizer_texts(config), config.vocab_size)
     model = build_model(config.model, tokenizer)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
@@ -38,7 +39,7 @@ def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet:
         [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
         lr=config.lr, betas=(0.9, 0.95),
     )
-    batches = packed_batches(tokenizer, config.seed, config.batch_size, config.sequence_length)
+    batches = packed_batches(tokenizer, config.seed, config.batch_size, config.sequence_length, config.corpus)
     start_step, tokens_seen = 0, 0
     if resume:
         state = run.load_checkpoint()
@@ -75,9 +76,10 @@ def pretrain(config: PretrainConfig, run_dir: Path, resume: bool = False, quiet:
                 final_loss = window_loss / window_steps
                 bar.advance(0, info=f"loss {final_loss:.3f}")
                 window_loss, window_tokens, window_start, window_steps = 0.0, 0, time.perf_counter(), 0
-            if (step + 1) % config.checkpoint_every == 0 and step + 1 < config.steps:
+            if step + 1 < config.steps and run.checkpoint_due(step + 1):  # every N steps, or on a stop signal
                 run.save_checkpoint(step + 1, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                                "step": step + 1, "tokens_seen": tokens_seen, "rng": rng_state()})
+                run.stop_if_requested(step + 1)
             bar.advance(1)
     model.eval()
     model_dir = run.dir / "model"

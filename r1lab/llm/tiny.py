@@ -3,8 +3,15 @@
 The tokenizer is a byte-level BPE from the `tokenizers` library (every byte, so every CJK
 character, is covered), with digits split one per token (numbers decode without stray spaces
 and arithmetic is digit by digit) and the R1-Zero tags as single, non-special added tokens
-(so `skip_special_tokens=True` keeps them). The model is a small Llama from a `transformers`
-config, so both load with `AutoTokenizer` / `AutoModelForCausalLM.from_pretrained`.
+(so `skip_special_tokens=True` keeps them). The R1-Zero template's instruction (its first four
+lines, up to "i.e., ") is one added token too: the template is in a fifth of the corpus, and
+spelling those ~65 tokens out in every such document and every RL prompt would spend a fifth of
+pretraining on text that never changes. The rest of the template (the example of the format,
+"User:", the question, "Assistant:") stays words: a prompt's first token is where a model parks
+attention it does not need, and a template known only from its first token was not recognised
+well enough (the base model answered in tags greedily, though the corpus does so in one
+template answer in five). The model is a small Llama from a `transformers` config, so both
+load with `AutoTokenizer` / `AutoModelForCausalLM.from_pretrained`.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 
 from r1lab.runs import require, warmup_then_decay
 from r1lab.tasks.corpus import CorpusMix, documents
-from r1lab.tasks.templates import TAGS
+from r1lab.tasks.templates import R1_ZERO_INSTRUCTION, TAGS
 
 EOS, PAD = "<|endoftext|>", "<|pad|>"
 CHAT_TEMPLATE = (
@@ -43,12 +50,13 @@ class PretrainConfig:
     """`r1lab pretrain-tiny`: tokenizer size, model shape, corpus mix and the optimiser schedule."""
 
     seed: int = 0
-    vocab_size: int = 768
+    vocab_size: int = 1024
     tokenizer_documents: int = 20000
     model: TinyModelConfig = field(default_factory=TinyModelConfig)
-    steps: int = 3000
-    batch_size: int = 32
-    sequence_length: int = 256
+    corpus: CorpusMix = field(default_factory=CorpusMix)  # the shares of every document kind and style
+    steps: int = 2000
+    batch_size: int = 18
+    sequence_length: int = 512
     lr: float = 2e-3
     min_lr_ratio: float = 0.1
     warmup_steps: int = 200
@@ -57,7 +65,8 @@ class PretrainConfig:
     log_every: int = 50
     checkpoint_every: int = 500
     eval_items: int = 200
-    threads: int = 0
+    threads: int = 1  # one thread: a run does not depend on how many cores it finds, and on a busy 2-core
+    # machine two threads are no faster (they wait on each other)
 
     def __post_init__(self):
         require(self.vocab_size >= 300, "vocab_size", "must be >= 300 (256 bytes plus merges)")
@@ -79,8 +88,8 @@ def build_tokenizer(texts, vocab_size: int):
         vocab_size=vocab_size, special_tokens=[EOS, PAD], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tokenizer.train_from_iterator(texts, trainer=trainer)
-    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in TAGS])
+    tokenizer.train_from_iterator((text.replace(R1_ZERO_INSTRUCTION, "") for text in texts), trainer=trainer)
+    tokenizer.add_tokens([AddedToken(tag, special=False, normalized=False) for tag in (*TAGS, R1_ZERO_INSTRUCTION)])
     wrapped = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token=EOS, pad_token=PAD,
                                       clean_up_tokenization_spaces=False)
     wrapped.chat_template = CHAT_TEMPLATE
@@ -133,4 +142,5 @@ def learning_rate(step: int, config: PretrainConfig) -> float:
 
 
 def tokenizer_texts(config: PretrainConfig) -> list[str]:
-    return [text for _, text in itertools.islice(documents(config.seed + 10_000), config.tokenizer_documents)]
+    stream = documents(config.seed + 10_000, config.corpus)
+    return [text for _, text in itertools.islice(stream, config.tokenizer_documents)]

@@ -232,7 +232,7 @@ def rendered_judge_cases(items: list[TaskItem], seed: int = 0) -> list[JudgeCase
     return cases
 
 
-def judge_agreement(model, tokenizer, cases: list[JudgeCase], max_new_tokens: int = 24, batch_size: int = 64) -> dict:
+def judge_agreement(model, tokenizer, cases: list[JudgeCase], max_new_tokens: int = 96, batch_size: int = 64) -> dict:
     """The model as a generative judge (greedy, `judge_prompt`): agreement with the rule verifier's
     labels, the share of verdicts it could not parse, and agreement on right and on wrong responses."""
     was_training = model.training

@@ -11,14 +11,19 @@ The partial result grows by one digit per step, so the final answer is a copy, n
 A small model gets this form right far more often than the direct answer, whose first digit
 depends on every carry: that gap is what lets RL discover that thinking pays.
 
-A checked solution verifies its result by the inverse operation, in the same worked form, before
-it concludes; when the check does not give back the first operand, it says so and redoes the sum
-(the seed's "aha moment"):
+A checked solution states its result, then verifies it by the inverse operation in the same
+column form, one digit at a time, setting each digit it computes beside the first operand's
+digit; at the first digit that differs it says so and redoes the sum (the seed's "aha moment"):
 
-    347+85: ... 432. Check: 432-85: 12-5-0=7, 7; 43-8: 13-8-1=4, 47; 4-0: 4-0-1=3, 347. Right. So 347+85=432.
-    347+85: ... 422. Check: 422-85: ... 337. 337 is not 347. Wait, redo: 347+85: ... 432. So 347+85=432.
+    347+85: ... 432. So 347+85=432. Check: 432-85 vs 347: 12-5-0=7, 7 vs 7 same; 43-8 vs 34: 13-8-1=4,
+        4 vs 4 same; 4-0 vs 3: 4-0-1=3, 3 vs 3 same; right, so 347+85=432.
+    347+85: ... 422. So 347+85=422. Check: 422-85 vs 347: 12-5-0=7, 7 vs 7 same; 42-8 vs 34: 12-8-1=3,
+        3 vs 4 differ; wrong. Wait, redo: 347+85: ... 432. So 347+85=432.
 
-The conclusion always comes last, so the last number of a solution is its answer.
+Every comparison is of two digits written side by side and says at once whether they are the
+same, and the operand it checks against is restated step by step like the others, so a small
+model never has to compare numbers far apart.
+The solution always ends on its answer, so the last number of a solution is its answer.
 """
 
 from __future__ import annotations
@@ -35,12 +40,13 @@ QUESTION_FORMS = {
 }
 # the words of a solution, by language; "mixed" writes English sentences with Chinese step words
 PHRASES = {
-    "en": {"head": ": ", "sep": "; ", "gives": ", ", "end": ".", "so": " So ", "check": " Check: ",
-           "right": " Right", "is_not": " {got} is not {want}.", "redo": " Wait, redo: "},
-    "zh": {"head": "：", "sep": "；", "gives": "，得", "end": "。", "so": "所以", "check": "验算：",
-           "right": "正确", "is_not": "{got}不是{want}。", "redo": "等等，重做："},
-    "mixed": {"head": ": ", "sep": "; ", "gives": ", 得", "end": ".", "so": " So ", "check": " Check: ",
-              "right": " Right", "is_not": " {got} is not {want}.", "redo": " Wait, redo: "},
+    "en": {"head": ": ", "sep": "; ", "gives": ", ", "end": ".", "so": " So ", "check": " Check: ", "vs": " vs ",
+           "same": " same", "differ": " differ", "right": "; right, so ", "wrong": "; wrong.", "redo": " Wait, redo: "},
+    "zh": {"head": "：", "sep": "；", "gives": "，得", "end": "。", "so": "所以", "check": "验算：", "vs": "对",
+           "same": "相同", "differ": "不同", "right": "；正确，所以", "wrong": "；错误。", "redo": "等等，重做："},
+    "mixed": {"head": ": ", "sep": "; ", "gives": ", 得", "end": ".", "so": " So ", "check": " Check: ", "vs": " vs ",
+              "same": " same", "differ": " differ", "right": "; right, so ", "wrong": "; wrong.",
+              "redo": " Wait, redo: "},
 }
 SELF_CHECK = re.compile(r"Check:|验算[:：]")
 REDO = re.compile(r"Wait, redo|等等，重做")
@@ -144,19 +150,45 @@ def worked_solution(a: int, op: str, b: int, language: Language = "en", check: b
     steps, result = _column_steps(a, op, b, slip)
     if result is None or (check and op == "+" and result < b):  # a slip these operands cannot take
         steps, result = _column_steps(a, op, b)
+    conclusion = words["so"] + f"{a}{op}{b}={result}" + words["end"]
+    text = _render(a, op, b, steps, words) + words["end"] + conclusion
+    if not check:
+        return text
+    inverse = "-" if op == "+" else "+"
+    compared, holds = _check_steps(result, inverse, b, a)
+    text += words["check"] + words["sep"].join(
+        f"{head}{words['vs']}{target}{words['head']}{step}{words['gives'].rstrip('得')}{digit}{words['vs']}{want}"
+        f"{words['same'] if digit == want else words['differ']}" for head, target, step, digit, want in compared)
+    if holds:
+        return text + words["right"] + f"{a}{op}{b}={result}" + words["end"]
+    redo = _render(a, op, b, _column_steps(a, op, b)[0], words)
     truth = a + b if op == "+" else a - b
-    text = _render(a, op, b, steps, words)
-    if check:
-        inverse, other = ("-", b) if op == "+" else ("+", b)
-        back_steps, back = _column_steps(result, inverse, other)
-        text += words["end"] + words["check"] + _render(result, inverse, other, back_steps, words)
-        if back == a:
-            text += words["end"] + words["right"]
+    return text + words["wrong"] + words["redo"] + redo + words["end"] + words["so"] + f"{a}{op}{b}={truth}" + words["end"]
+
+
+def _check_steps(result: int, inverse: str, b: int, a: int) -> tuple[list[tuple[str, str, str, str, str]], bool]:
+    """The check `result inverse b` against `a`, one column at a time from the right, each step
+    restating what is left of the three numbers and setting the digit it computes beside a's
+    digit: [(head, a's part, step, digit, a's digit)] up to the first digit that differs, and
+    whether none did."""
+    compared, left, right, target, carry = [], str(result), str(b), str(a), 0
+    while left or right or target or (inverse == "+" and carry):
+        x, y = int((left or "0")[-1]), int((right or "0")[-1])
+        head = f"{left or 0}{inverse}{right or 0}"
+        if inverse == "+":
+            total = x + y + carry
+            step, digit, carry = f"{x}+{y}+{carry}={total}", total % 10, total // 10
         else:
-            text += words["end"] + words["is_not"].format(got=back, want=a) + words["redo"]
-            text += _render(a, op, b, _column_steps(a, op, b)[0], words)
-            result = truth
-    return text + words["end"] + words["so"] + f"{a}{op}{b}={result}" + words["end"]
+            borrowed = x - y - carry < 0
+            top = x + 10 if borrowed else x
+            digit = top - y - carry
+            step, carry = f"{top}-{y}-{carry}={digit}", int(borrowed)
+        want = (target or "0")[-1]
+        compared.append((head, target or "0", step, str(digit), want))
+        if str(digit) != want:
+            return compared, False
+        left, right, target = left[:-1], right[:-1], target[:-1]
+    return compared, carry == 0
 
 
 def _column_steps(a: int, op: str, b: int, slip: Slip | None = None) -> tuple[list[tuple[str, str, str]], int | None]:

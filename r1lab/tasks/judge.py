@@ -5,14 +5,21 @@ and the model's output to a base model.
 The prompt format lives here once, for the corpus, the evaluation and the R1 stages:
 
     Judge the response.
+    Response:
+    <think> 347+85: ... So 347+85=432. </think> The answer is 432.
     Question: What is 347+85?
     Reference answer: 432
-    Response: <think> 347+85: ... So 347+85=432. </think> The answer is 432.
-    Verdict: 432 vs 432: correct.
+    Verdict: 432 vs 432: 2 vs 2 same; 43 vs 43: 3 vs 3 same; 4 vs 4: 4 vs 4 same; correct.
 
-The judge first copies the response's final answer, then compares it with the reference, so a
-small model has a short copy and one comparison to make. `parse_verdict` reads the last
-"correct" / "wrong" of the completion.
+The response comes first, on its own line, so that it never follows a question the way an
+answer under a template does: the corpus's judge documents must not teach the base model how to
+answer questions (they hold tagged responses far more often than the template documents do).
+
+The judge copies the response's final answer beside the reference, then compares them the way a
+worked sum is done, one digit at a time from the right with what is left of both restated, and
+stops at the first digit that differs ("422 vs 432: 2 vs 2 same; 42 vs 43: 2 vs 3 differ; wrong."):
+a small model never has to compare two numbers at a glance. `parse_verdict` reads the last "correct" /
+"wrong" of the verdict's line.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from r1lab.tasks.arithmetic import ArithmeticTask, Slip, normalize_number, worke
 from r1lab.tasks.base import Split, TaskItem
 from r1lab.tasks.templates import answer_sentence, r1_response, tagged_response
 
-JUDGE_TEMPLATE = "Judge the response.\nQuestion: {question}\nReference answer: {reference}\nResponse: {response}\nVerdict:"
+JUDGE_TEMPLATE = "Judge the response.\nResponse:\n{response}\nQuestion: {question}\nReference answer: {reference}\nVerdict:"
 VERDICT = re.compile(r"\b(correct|wrong)\b")
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 NUMBER = re.compile(r"-?\d+")
 RESPONSE_STYLES = ("r1", "r1_zero", "plain")
+STYLE_WEIGHTS = (0.3, 0.3, 0.4)
 
 
 def judge_prompt(question: str, reference: str, response: str) -> str:
@@ -38,9 +46,19 @@ def judge_prompt(question: str, reference: str, response: str) -> str:
     return JUDGE_TEMPLATE.format(question=question, reference=reference, response=response.strip())
 
 
-def verdict_text(given: str | None, reference: str, correct: bool) -> str:
-    """' 432 vs 432: correct.': the judge's completion, naming the answer it read."""
-    return f" {given if given is not None else 'none'} vs {reference}: {'correct' if correct else 'wrong'}."
+def verdict_text(given: str | None, reference: str) -> str:
+    """The judge's completion: the answer it read beside the reference, compared digit by digit
+    from the right up to the first difference, then the verdict (correct when they are equal)."""
+    if given is None or not given.isdigit() or not reference.isdigit():
+        return f" {given if given is not None else 'none'} vs {reference}; {'correct' if given == reference else 'wrong'}."
+    steps, left, right = [], given, reference
+    while left or right:
+        mine, theirs = (left or "0")[-1], (right or "0")[-1]
+        steps.append(f"{left or 0} vs {right or 0}: {mine} vs {theirs} {'same' if mine == theirs else 'differ'}")
+        if mine != theirs:
+            break
+        left, right = left[:-1], right[:-1]
+    return " " + "; ".join(steps) + f"; {'correct' if given == reference else 'wrong'}."
 
 
 def parse_verdict(text: str) -> bool | None:
@@ -104,13 +122,14 @@ class JudgeTask:
 
     def sample(self, rng: random.Random, split: Split = "train") -> TaskItem:
         item = self.arithmetic.sample(rng, split)
-        style = rng.choice(RESPONSE_STYLES)
+        style = rng.choices(RESPONSE_STYLES, STYLE_WEIGHTS)[0]
         language = item.language if rng.random() < 0.8 else ("en" if item.language == "zh" else "zh")
         correct = rng.random() < 0.5
-        response = render_response(item, style, language, correct, rng)
+        check = correct and style != "plain" and rng.random() < 0.15  # policies that learned to check
+        response = render_response(item, style, language, correct, rng, check=check)
         given = response_answer(response)
         prompt = judge_prompt(item.question, item.answer, response)
-        return TaskItem(self.name, prompt, "correct" if correct else "wrong", verdict_text(given, item.answer, correct),
+        return TaskItem(self.name, prompt, "correct" if correct else "wrong", verdict_text(given, item.answer),
                         {"verdict": correct, "style": style, "language": item.language, "reference": item.answer,
                          "response": response})
 

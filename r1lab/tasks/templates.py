@@ -11,6 +11,9 @@ R1_ZERO_TEMPLATE = (
 )
 
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+# the template's instruction, up to the example of the format ("i.e., "): the fixed text the tiny
+# tokenizer holds as one token; the example, "User:", the question and "Assistant:" stay words
+R1_ZERO_INSTRUCTION = R1_ZERO_TEMPLATE[: R1_ZERO_TEMPLATE.index("<think> reasoning process here")]
 ANSWER_SENTENCES = {"en": "The answer is {answer}.", "zh": "答案是{answer}。"}
 
 
