@@ -90,15 +90,15 @@ def test_accuracy_runs_in_a_process_so_a_sympy_tower_is_cut():
 
 
 def test_a_module_function_reward_runs_in_a_worker_process(tmp_path, monkeypatch):
-    (tmp_path / "my_rewards.py").write_text("def shout(prompts, completions, **_):\n"
+    (tmp_path / "shouting_rewards.py").write_text("def shout(prompts, completions, **_):\n"
                                             "    return [float(c.isupper()) for c in completions]\n")
     monkeypatch.chdir(tmp_path)  # a module beside the command, not on sys.path
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    (shout,) = reward_functions(["my_rewards:shout"], timeout=5.0)
+    (shout,) = reward_functions(["shouting_rewards:shout"], timeout=5.0)
     assert shout.isolation == "process" and shout.timeout == 5.0
     assert score([shout], ["q", "q"], ["HEY", "hey"], {})[0] == [1.0, 0.0]
     with pytest.raises(ValueError, match="no function 'whisper'"):
-        reward_functions(["my_rewards:whisper"])
+        reward_functions(["shouting_rewards:whisper"])
     with pytest.raises(ValueError, match="cannot import 'not_a_module'"):
         reward_functions(["not_a_module:f"])
 

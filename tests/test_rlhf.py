@@ -257,7 +257,8 @@ def test_critic_warm_up_steps_move_the_critic_only(qwen2_dir, reward_dir, tmp_pa
 
 
 def test_bf16_compute_keeps_fp32_weights_for_the_trained_models(qwen2_dir, reward_dir, tmp_path):
-    config = small(qwen2_dir, reward_dir, dtype="bfloat16", steps=1)
+    # lr ~0: the ratios then show only how far pi_old (the no-grad forward) is from the training forward
+    config = small(qwen2_dir, reward_dir, dtype="bfloat16", steps=1, lr=1e-8)
     models = rlhf.build_models(config)
     assert next(models.policy.parameters()).dtype == torch.float32
     assert next(models.critic.parameters()).dtype == torch.float32
@@ -268,7 +269,7 @@ def test_bf16_compute_keeps_fp32_weights_for_the_trained_models(qwen2_dir, rewar
                               rlhf.reward_model_scorer(reward_model, reward_model.tokenizer), quiet=True)
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert summary["steps"] == 1 and all(isinstance(record[k], float) for k in ("value_loss", "kl", "rm_score"))
-    assert record["ratio_mean"] == pytest.approx(1.0, abs=0.05)
+    assert record["ratio_mean"] == pytest.approx(1.0, abs=0.01)
 
 
 def test_a_reward_model_of_another_tokenizer_reads_the_decoded_texts(reward_dir):
