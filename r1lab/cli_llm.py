@@ -64,6 +64,8 @@ def _at_least_one(value: int, option: str) -> None:
 def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, seed: Seed = None,
                   steps: Annotated[int | None, typer.Option(help="Optimiser steps.", show_default="the recipe's")] = None,
                   install: Annotated[bool, typer.Option(help="Copy the model into r1lab/assets/tiny.")] = False,
+                  install_as: Annotated[str | None, typer.Option(
+                      help="Install as this bundled name instead: tiny or tiny-student.")] = None,
                   resume: Resume = None, overwrite: Overwrite = False, quiet: Quiet = False,
                   print_only: PrintConfig = False, no_report: NoReport = False):
     """Pretrain the tiny world's base model on its synthetic corpus (deterministic from --seed)."""
@@ -71,6 +73,11 @@ def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = No
     from r1lab.llm.tiny import PretrainConfig
     from r1lab.pipelines.tiny_model_card import install_tiny_model
 
+    from r1lab.llm.loading import BUNDLED, tiny_model_path
+    from r1lab.runs import ConfigError
+
+    if install_as is not None and install_as not in BUNDLED:
+        raise ConfigError(f"--install-as must be one of {', '.join(BUNDLED)}, got {install_as!r}")
     config = _config(PretrainConfig, preset, sets, resume, seed=seed, steps=steps)
     if print_only:
         return print_config(config)
@@ -78,8 +85,8 @@ def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = No
     summary = pretrain(config, directory, resume=resume is not None, overwrite=overwrite, quiet=quiet)
     console.print(f"final loss {summary['final_loss']:.4f} after {summary['tokens_seen']:,} tokens "
                   f"in {summary['wall_seconds'] / 60:.1f} min; model in {summary['model_dir']}", highlight=False)
-    if install:
-        path = install_tiny_model(directory, quiet=quiet)
+    if install or install_as:
+        path = install_tiny_model(directory, destination=tiny_model_path(install_as or "tiny"), quiet=quiet)
         console.print(f"installed the model and its card in {path}")
     write_run_report(directory, no_report)
 

@@ -7,6 +7,7 @@ import typer
 from rich.table import Table
 
 from r1lab.cli import (
+    NoReport,
     Overwrite,
     Preset,
     PrintConfig,
@@ -18,6 +19,7 @@ from r1lab.cli import (
     console,
     default,
     print_config,
+    write_run_report,
 )
 from r1lab.cli_llm import Model, Resume, Seed, _config, _run_dir
 from r1lab.llm.rlhf_config import RewardModelConfig
@@ -47,7 +49,7 @@ def reward_model(
                             "center_rewards_coef", float) = None,
     template: _option(R, "--template", "How prompts are rendered: chat or plain", "template") = None,
     seed: Seed = None, run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, resume: Resume = None,
-    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False,
+    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False, no_report: NoReport = False,
 ):
     """Train a reward model (a causal LM's trunk with a scalar head) on preference pairs, Bradley-Terry loss."""
     from r1lab.llm.reward_model import train_reward_model
@@ -65,6 +67,7 @@ def reward_model(
     console.print(f"{accuracy}score mean {summary['reward_mean']:.3f}, std {summary['reward_std']:.3f}; "
                   f"{summary['steps']} steps in {summary['wall_seconds']:.1f} s; model in {summary['model_dir']}",
                   highlight=False, soft_wrap=True)
+    write_run_report(directory, no_report)
 
 
 @app.command()
@@ -83,7 +86,7 @@ def rlhf(
     beta: _option(J, "--beta", "KL coefficient in the per-token reward", "beta", float) = None,
     lr: _option(J, "--lr", "Learning rate", "lr", float) = None,
     seed: Seed = None, run_dir: RunDir = None, preset: Preset = None, sets: Sets = None, resume: Resume = None,
-    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False,
+    overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False, no_report: NoReport = False,
 ):
     """RLHF with PPO: actor, critic, reward model(s) and reference; trains the reward models it needs.
 
@@ -117,3 +120,4 @@ def rlhf(
                   f"{summary['rm_score_last']:.3f}; KL {summary['kl']:.2f}; {summary['seconds_per_step_median']:.2f} "
                   f"s/step; {summary['wall_seconds_total'] / 60:.1f} min; curves in {directory / 'plots'}",
                   highlight=False, soft_wrap=True)
+    write_run_report(directory, no_report)

@@ -109,3 +109,14 @@ def test_under_the_r1_template_answers_come_from_the_summary_and_format_is_r1s()
     assert template_answer(text, "r1") == "7" and template_answer(text, "plain") == "7"
     assert template_answer(" <think> 3+4=7, not 9 </think>", "r1") is None  # no summary: no answer
     assert follows_format(text, "r1") and not follows_format(text, "r1-zero")
+
+
+def test_countdown_answer_anywhere_reads_the_last_expression_not_the_last_number():
+    from r1lab.pipelines.evaluate import anywhere_answer, template_answer
+    from r1lab.tasks import get_task
+
+    task = get_task("countdown")
+    item = task.items(1)[0]
+    assert task.verify(anywhere_answer(item.solution, task), item)  # "... So (6-1)*2=10." -> "(6-1)*2"
+    assert anywhere_answer("12+5=17, so 17", task) == "12+5" and anywhere_answer("just 17", task) is None
+    assert template_answer("<think> 3*4=12 </think> The answer is 3*4+5.", "r1", task) == "3*4+5"

@@ -31,6 +31,7 @@ from r1lab.rewards.parsing import (
     answer_in_tags,
     follows_r1_format,
     follows_strict_format,
+    last_expression,
     last_number,
     summary_text,
 )
@@ -82,10 +83,14 @@ def template_answer(text: str, template: str, task=None) -> str | None:
         return extract_code(text)
     if template == "r1":
         summary = summary_text(text)
-        return None if summary is None else summary if form == "text" else last_number(summary)
+        return None if summary is None else summary if form == "text" else _format_free(summary, form)
     if form == "text":
         return text.strip()
-    return answer_in_tags(text) if template == "r1-zero" else last_number(text)
+    return answer_in_tags(text) if template == "r1-zero" else _format_free(text, form)
+
+
+def _format_free(text: str, form: str) -> str | None:
+    return last_expression(text) if form == "expression" else last_number(text)
 
 
 def follows_format(text: str, template: str) -> bool:
@@ -94,9 +99,10 @@ def follows_format(text: str, template: str) -> bool:
 
 
 def anywhere_answer(text: str, task=None) -> str | None:
-    """The answer read without the template's format: the last number (a program, a reply, for those tasks)."""
+    """The answer read without the template's format: the last number (the last expression for
+    countdown; a program, a reply, for those tasks)."""
     form = getattr(task, "answer_format", "number")
-    return template_answer(text, "plain", task) if form in ("code", "text") else last_number(text)
+    return template_answer(text, "plain", task) if form in ("code", "text") else _format_free(text, form)
 
 
 def sample_texts(model, tokenizer, prompts: list[str], settings: SamplingSettings, batch_size: int,

@@ -160,6 +160,9 @@ def install_tiny_model(run_dir: Path, destination: Path | None = None, quiet: bo
     card = {"summary": {k: v for k, v in summary.items() if k not in ("config", "model_dir")}, "config": summary["config"],
             "corpus": corpus_statistics(summary["config"]["seed"], tokenizer=tokenizer, mix=_corpus_mix(summary["config"])),
             "evaluation": report}
+    if destination.name == "tiny-student":
+        card.update(name="tiny-student",
+                    command=f"r1lab pretrain-tiny --preset tiny-student --seed {summary['config']['seed']} --install-as tiny-student")
     (destination / "evaluation.json").write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n")
     (destination / "README.md").write_text(render_card(card))
     return destination
@@ -178,9 +181,9 @@ def render_card(card: dict) -> str:
 
 A {s['parameters'] / 1e6:.2f}M-parameter Llama-style causal LM and a {c['vocab_size']}-token byte-level BPE
 tokenizer, pretrained on the tiny world's synthetic corpus. Load it with
-`AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`, or as `--model tiny`.
+`AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`, or as `--model {card.get('name', 'tiny')}`.
 
-Made by `r1lab pretrain-tiny --seed {c['seed']} --install` ({s['steps']} steps of {c['batch_size']} x
+Made by `{card.get('command', f"r1lab pretrain-tiny --seed {c['seed']} --install")}` ({s['steps']} steps of {c['batch_size']} x
 {c['sequence_length']} tokens, {s['tokens_seen']:,} corpus tokens, {s['wall_seconds'] / 60:.1f} min wall time;
 final training loss {s['final_loss']:.4f}). Model: hidden {c['model']['hidden_size']}, {c['model']['layers']} layers,
 {c['model']['heads']} heads, MLP {c['model']['intermediate_size']}, tied embeddings.

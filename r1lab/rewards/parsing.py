@@ -57,6 +57,16 @@ def last_number(text: str) -> str | None:
     return found[-1].replace(",", "") if found else None
 
 
+EXPRESSION = re.compile(r"[\d(][\d\s+\-*/()]*[\d)]")
+
+
+def last_expression(text: str) -> str | None:
+    """The last arithmetic expression anywhere in the text (a countdown answer, format-free): the last
+    run of digits, operators and brackets that holds an operator; None when there is none."""
+    found = [m.strip() for m in EXPRESSION.findall(text) if any(op in m for op in "+-*/")]
+    return found[-1] if found else None
+
+
 ANSWER_LEADS = ("The answer is", "the answer is", "答案是", "答案：", "答案:")
 
 

@@ -11,6 +11,7 @@ import ast
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import ClassVar
 
 from r1lab.tasks.base import Split, TaskItem, in_test_split
 
@@ -71,6 +72,7 @@ class CountdownTask:
     max_number: int = 9
     test_share: float = 0.1
     name: str = "countdown"
+    answer_format: ClassVar[str] = "expression"  # read format-free as the last expression, not the last number
 
     def __post_init__(self):
         if not 2 <= self.count <= 6 or self.max_number < 2:
