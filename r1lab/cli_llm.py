@@ -69,11 +69,10 @@ def pretrain_tiny(run_dir: RunDir = None, preset: Preset = None, sets: Sets = No
                   resume: Resume = None, overwrite: Overwrite = False, quiet: Quiet = False,
                   print_only: PrintConfig = False, no_report: NoReport = False):
     """Pretrain the tiny world's base model on its synthetic corpus (deterministic from --seed)."""
+    from r1lab.llm.loading import BUNDLED, tiny_model_path
     from r1lab.llm.pretrain import pretrain
     from r1lab.llm.tiny import PretrainConfig
     from r1lab.pipelines.tiny_model_card import install_tiny_model
-
-    from r1lab.llm.loading import BUNDLED, tiny_model_path
     from r1lab.runs import ConfigError
 
     if install_as is not None and install_as not in BUNDLED:
