@@ -1,6 +1,7 @@
 """DeepSeek-R1's stages on micro budgets: each makes its artifacts and summary, the readability filters
 drop what they should, a killed stage resumes, a missing input names the stage that makes it."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -134,3 +135,26 @@ def test_the_verified_reward_reads_r1_summaries_and_r1_zero_tags():
     assert verified_reward(None, completions, **fields) == [1.0, 0.0, 0.0]
     assert verified_reward(None, completions, extract="answer_tag", **fields) == [0.0, 0.0, 1.0]
     assert verified_reward(None, ["hello"], task=["general"], answer=["hi"]) == [None]
+
+
+def test_a_stage_scorer_travels_to_a_generation_worker_as_the_call_that_built_it():
+    import pickle
+
+    from r1lab.pipelines.r1.rewards import StageScorer, reasoning_rewards
+    from r1lab.scale import Recipe
+
+    score = pickle.loads(pickle.dumps(Recipe(StageScorer, reasoning_rewards, 1.0)))  # as Ray sends it
+    assert [f.name for f in score.functions] == ["verified", "r1_format", "language_consistency"]
+    fields = {"task": ["arithmetic"], "answer": ["4"], "language": ["en"], "numbers": [None], "target": [None],
+              "tests": [None]}
+    totals, _, _ = score(["q"], [" <think> two plus two is four </think> The answer is 4."], fields)
+    assert totals == [3.0]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs the ray extra")
+def test_r1_takes_the_scale_settings_and_hands_them_to_its_trainers():
+    from r1lab.runs import load_config
+    from r1lab.scale.settings import scale_of
+
+    config = load_config(R1Config, sets=["backend=ray", "num_workers=2", "learner_workers=2"])
+    assert scale_of(config)["num_workers"] == 2 and scale_of(config)["learner_workers"] == 2

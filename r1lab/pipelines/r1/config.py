@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from r1lab.runs.config import require
+from r1lab.scale.settings import scale_settings
 
 STAGES = ("r1-zero", "reward-models", "cold-start", "reasoning-rl", "rejection-sampling", "all-scenarios", "distill")
 NUMBERED = {1: "cold-start", 2: "reasoning-rl", 3: "rejection-sampling", 4: "all-scenarios", 5: "distill"}
@@ -87,6 +88,7 @@ class RewardModels:
 
 
 @dataclass
+@scale_settings  # + where the stages run: backend, num_workers, learner_workers (docs/scale.md)
 class R1Config:
     model: str = "tiny"
     seed: int = 0
@@ -109,3 +111,4 @@ class R1Config:
         require(all(s >= 0 for s in shares) and sum(shares) > 0, "tasks", "shares must be >= 0 and not all 0")
         require(0 <= self.general_share < 1, "general_share", "must be in [0, 1)")
         require(self.eval_items >= 1, "eval_items", "must be >= 1")
+        self.check_scale()  # RL stages: generation workers; SFT stages and the GRPO update: the learner

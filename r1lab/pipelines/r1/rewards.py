@@ -13,8 +13,9 @@ the answer to a benign request, the harmless one on the whole answer to a harmfu
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
-from r1lab.rewards import RewardFunction, reward_functions
+from r1lab.rewards import RewardFunction, reward_functions, scorer
 from r1lab.rewards.code import code_reward
 from r1lab.rewards.parsing import answer_in_summary, answer_in_tags, last_number, summary_text
 from r1lab.tasks.arithmetic import normalize_number
@@ -62,6 +63,12 @@ def where(function: Callable, field: str, value) -> Callable:
     return applied
 
 
+def r1_zero_rewards() -> list[RewardFunction]:
+    """The R1-Zero baseline's: accuracy read from the <answer> tags, and R1-Zero's format."""
+    return [RewardFunction("verified", partial(verified_reward, extract="answer_tag"), 1.0, None),
+            *reward_functions(["format"])]
+
+
 def reasoning_rewards(language_weight: float, timeout: float = 10.0) -> list[RewardFunction]:
     """Accuracy by the task's verifier, R1's format, and (weight > 0) language consistency, summed."""
     functions = [RewardFunction("verified", verified_reward, 1.0, None), *reward_functions(["r1_format"], timeout=timeout)]
@@ -79,3 +86,22 @@ def preference_rewards(helpful_model: str, harmless_model: str, device=None, dty
     harmless = reward_model_reward(harmless_model, summary_only=False, device=device, dtype=dtype)
     return [RewardFunction("helpful_rm", where(helpful, "harmful", False), 1.0, None),
             RewardFunction("harmless_rm", where(harmless, "harmful", True), 1.0, None)]
+
+
+def all_scenario_rewards(language_weight: float, helpful_model: str, harmless_model: str, device=None,
+                         dtype=None) -> list[RewardFunction]:
+    """Stage 4's: the reasoning rewards for reasoning prompts, the reward models for requests."""
+    return reasoning_rewards(language_weight) + preference_rewards(helpful_model, harmless_model, device, dtype)
+
+
+class StageScorer:
+    """A stage's reward functions as the `score_completions` callable GRPO takes. Built through
+    `Recipe(StageScorer, build, *args)`, each generation worker on Ray builds its own from the same
+    call (a reward model is loaded where the samples are)."""
+
+    def __init__(self, build: Callable[..., list[RewardFunction]], *args):
+        self.functions = build(*args)
+        self.score = scorer(self.functions)
+
+    def __call__(self, prompts, completions, fields):
+        return self.score(prompts, completions, fields)

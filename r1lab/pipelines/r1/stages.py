@@ -25,9 +25,10 @@ from pathlib import Path
 from r1lab.llm.grpo_config import GRPOConfig
 from r1lab.llm.sft_config import SFTConfig
 from r1lab.pipelines.r1 import data
-from r1lab.pipelines.r1.rewards import preference_rewards, reasoning_rewards
-from r1lab.rewards import scorer
+from r1lab.pipelines.r1.rewards import StageScorer, all_scenario_rewards, r1_zero_rewards, reasoning_rewards
 from r1lab.runs import write_json_atomic
+from r1lab.scale import Recipe
+from r1lab.scale.settings import scale_of
 
 
 def model_of(stage_dir: Path) -> str:
@@ -42,17 +43,21 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def grpo_stage(config, stage, model: str, items, functions, directory: Path, template: str, resume: bool,
+def grpo_stage(config, stage, model: str, items, rewards: tuple, directory: Path, template: str, resume: bool,
                quiet: bool, job: str) -> dict:
+    """GRPO for one stage; `rewards` is (a function that builds the stage's reward functions, its
+    arguments), so that generation workers on Ray build their own (`--set backend=ray`)."""
     from r1lab.llm.grpo import train_grpo
 
+    score = Recipe(StageScorer, *rewards)
+    functions = score.functions
     settings = GRPOConfig(model=model, template=template, rewards=[f.name for f in functions],
                           reward_weights=[f.weight for f in functions], steps=stage.steps,
                           prompts_per_step=stage.prompts_per_step, group_size=stage.group_size,
                           max_new_tokens=stage.max_new_tokens, lr=stage.lr, beta=stage.beta,
                           micro_batch_size=stage.micro_batch_size, seed=config.seed, log_samples_every=5,
-                          checkpoint_every=10, device=config.device, dtype=config.dtype)
-    return train_grpo(settings, directory, items, scorer(functions), resume=resume, quiet=quiet, job=job)
+                          checkpoint_every=10, device=config.device, dtype=config.dtype, **scale_of(config))
+    return train_grpo(settings, directory, items, score, resume=resume, quiet=quiet, job=job)
 
 
 def sft_stage(config, model: str, pairs_file: Path, directory: Path, steps: int, batch_size: int, lr: float,
@@ -61,7 +66,7 @@ def sft_stage(config, model: str, pairs_file: Path, directory: Path, steps: int,
 
     settings = SFTConfig(model=model, data=str(pairs_file), template=template, max_steps=steps, batch_size=batch_size,
                          lr=lr, seed=config.seed, eval_share=0.05, checkpoint_every=50, device=config.device,
-                         dtype=config.dtype)
+                         dtype=config.dtype, **{**scale_of(config), "num_workers": 1})  # SFT samples nothing
     return train_sft(settings, directory, resume=resume, quiet=quiet)
 
 
@@ -70,15 +75,8 @@ def sft_stage(config, model: str, pairs_file: Path, directory: Path, steps: int,
 
 def r1_zero(config, directory: Path, resume: bool, quiet: bool) -> dict:
     """R1-Zero from the base model on the same reasoning prompts, with accuracy and format only."""
-    from functools import partial
-
-    from r1lab.pipelines.r1.rewards import verified_reward
-    from r1lab.rewards import RewardFunction, reward_functions
-
     items = data.reasoning_items(config.tasks, 4000, "train", config.seed)
-    functions = [RewardFunction("verified", partial(verified_reward, extract="answer_tag"), 1.0, None),
-                 *reward_functions(["format"])]
-    return grpo_stage(config, config.r1_zero, config.model, items, functions, directory, "r1-zero", resume,
+    return grpo_stage(config, config.r1_zero, config.model, items, (r1_zero_rewards,), directory, "r1-zero", resume,
                       quiet, "r1-zero")
 
 
@@ -125,7 +123,7 @@ def reasoning_rl(config, directory: Path, cold_start_dir: Path, resume: bool, qu
     stage = config.reasoning_rl
     weight = stage.language_weight if language_weight is None else language_weight
     items = data.reasoning_items(config.tasks, 4000, "train", config.seed)
-    return grpo_stage(config, stage, model_of(cold_start_dir), items, reasoning_rewards(weight), directory, "r1",
+    return grpo_stage(config, stage, model_of(cold_start_dir), items, (reasoning_rewards, weight), directory, "r1",
                       resume, quiet, "r1-reasoning-rl")
 
 
@@ -157,10 +155,9 @@ def all_scenarios(config, directory: Path, rejection_dir: Path, reward_models_di
                                  config.seed, harmful_share=0.5)
     items = reasoning + general
     random.Random(f"all-scenarios-{config.seed}").shuffle(items)
-    functions = reasoning_rewards(stage.language_weight) + preference_rewards(
-        str(reward_models_dir / "helpful" / "model"), str(reward_models_dir / "harmless" / "model"),
-        device=config.device, dtype=config.dtype)
-    return grpo_stage(config, stage, model_of(rejection_dir), items, functions, directory, "r1", resume, quiet,
+    rewards = (all_scenario_rewards, stage.language_weight, str(reward_models_dir / "helpful" / "model"),
+               str(reward_models_dir / "harmless" / "model"), config.device, config.dtype)
+    return grpo_stage(config, stage, model_of(rejection_dir), items, rewards, directory, "r1", resume, quiet,
                       "r1-all-scenarios")
 
 
