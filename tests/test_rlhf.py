@@ -16,6 +16,7 @@ from r1lab.llm.reward_model import load_reward_model, sequence_scores, train_rew
 from r1lab.llm.rlhf_config import RewardModelConfig, RLHFConfig
 from r1lab.rewards import reward_functions, scorer
 from r1lab.runs import ConfigError, load_config
+from r1lab.scale.sampling import LocalSampler, item_scorer
 from r1lab.tasks import get_task
 
 METRICS = ["rm_score", "kl", "kl_penalised_return", "value_loss", "explained_variance", "clip_fraction",
@@ -88,9 +89,11 @@ def rollout_of(config, models=None):
     models = models or rlhf.build_models(config)
     reward_model = load_reward_model(config.reward_model)
     stream = PromptStream(get_task("chat").items(20), 0)
-    items, prompts, completions = rlhf.collect(models, stream, SamplingSettings(config.max_new_tokens), torch.Generator().manual_seed(0), config)
-    rollout, metrics = rlhf.score_and_estimate(models, rlhf.reward_model_scorer(reward_model, models.tokenizer), items,
-                                               prompts, completions, config.beta, config)
+    scorer = item_scorer(rlhf.reward_model_scorer(reward_model, models.tokenizer))
+    pool = LocalSampler(models.policy, models.tokenizer, SamplingSettings(config.max_new_tokens),
+                        torch.Generator().manual_seed(0), scorer)
+    items, prompts, completions, scored, _ = rlhf.collect(models, stream, pool, config, version=0)
+    rollout, metrics = rlhf.score_and_estimate(models, scored, items, prompts, completions, config.beta, config)
     return models, reward_model, rollout, metrics
 
 

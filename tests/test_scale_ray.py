@@ -307,3 +307,26 @@ def test_r1_zero_on_two_generation_workers_reaches_the_in_process_held_out_accur
         assert summary["after"]["accuracy"] >= summary["before"]["accuracy"] + 0.5
         assert summary["after"]["format_rate"] >= 0.9
     assert abs(on_ray["after"]["accuracy"] - local["after"]["accuracy"]) <= 0.1
+
+
+def length_items_scorer(items, prompts, completions):
+    """An RLHF scorer (items, prompts, completions) -> (scores, metrics) that travels by value."""
+    scores = completions.lengths.float() / 8.0
+    return scores, {"length_score": scores.mean().item()}
+
+
+def test_rlhf_on_two_generation_workers_is_deterministic_and_samples_there(qwen2_dir, tmp_path):
+    from r1lab.llm import rlhf
+    from r1lab.llm.rlhf_config import RLHFConfig
+
+    def run(name):
+        config = RLHFConfig(model=str(qwen2_dir), critic_init="policy", prompts_per_step=4, max_new_tokens=8,
+                            steps=2, ppo_epochs=1, micro_batch_size=2, lr=1e-3, save_model=False,
+                            backend="ray", num_workers=2, cpus_per_worker=0.5)
+        rlhf.train_rlhf(config, tmp_path / name, get_task("chat").items(20), length_items_scorer, quiet=True)
+        return read_metrics(tmp_path / name)
+
+    first, second = run("a"), run("b")
+    keys = ("rm_score", "kl", "value_loss", "completion_length/mean", "length_score")
+    assert [{k: r[k] for k in keys} for r in first] == [{k: r[k] for k in keys} for r in second]
+    assert all(r["time/worker_generation"] > 0 and r["time/sync"] > 0 for r in first)

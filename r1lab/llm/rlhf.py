@@ -45,7 +45,7 @@ from r1lab.core import (
     value_loss,
     whiten,
 )
-from r1lab.llm.generation import Completions, SamplingSettings, generate
+from r1lab.llm.generation import Completions, SamplingSettings
 from r1lab.llm.grpo import PromptStream, length_sorted_micro_batches, trimmed
 from r1lab.llm.loading import load_model, load_tokenizer
 from r1lab.llm.logprobs import token_logprobs
@@ -63,6 +63,7 @@ from r1lab.runs import (
     to_dict,
     warmup_then_decay,
 )
+from r1lab.scale.sampling import item_scorer, merge_scores, sampling_pool
 from r1lab.tasks.base import TaskItem
 
 # score(items, prompts, completions) -> (scores (B,), metrics): what the reward model (or a rule) says
@@ -266,27 +267,29 @@ class Rollout:
         return self.completions.completion_mask
 
 
-def collect(models: Models, stream: PromptStream, sampling: SamplingSettings, sampler: torch.Generator,
-            config: RLHFConfig) -> tuple[list[TaskItem], list[str], Completions]:
-    """Step 1: P prompts (each `samples_per_prompt` times) under the template, one completion each."""
+def collect(models: Models, stream: PromptStream, pool, config: RLHFConfig,
+            version: int) -> tuple[list[TaskItem], list[str], Completions, tuple, dict]:
+    """Step 1: P prompts (each `samples_per_prompt` times) under the template, one completion each,
+    scored where they were sampled (in this process, or by generation workers on Ray)."""
     items = [item for item in stream.take(config.prompts_per_step) for _ in range(config.samples_per_prompt)]
     prompts = [apply_template(config.template, item.question, models.tokenizer) for item in items]
-    models.policy.eval()
-    completions = generate(models.policy, models.tokenizer, prompts, sampling, sampler)
-    models.policy.train()
-    return items, prompts, completions
+    started = time.perf_counter()
+    completions, scored, generation = pool.sample(prompts, items, version=version, group_size=config.samples_per_prompt)
+    timings = {"time/generation": generation, "time/scoring": time.perf_counter() - started - generation,
+               **pool.metrics()}
+    return items, prompts, completions, scored, timings
 
 
 @torch.no_grad()
-def score_and_estimate(models: Models, scorer: Scorer, items, prompts, completions: Completions, beta: float,
+def score_and_estimate(models: Models, scored: tuple, items, prompts, completions: Completions, beta: float,
                        config: RLHFConfig) -> tuple[Rollout, dict]:
-    """Steps 2 and 3: scores, the per-token KL-penalised reward, GAE advantages and returns."""
-    timings, started = {}, time.perf_counter()
-    rm_scores, metrics = scorer(items, prompts, completions)
-    rm_scores = rm_scores.to(models.device)
+    """Steps 2 and 3: scores, the per-token KL-penalised reward, GAE advantages and returns.
+    `scored` is the scorer's `(scores, metrics)` of the batch, computed where it was sampled."""
+    timings = {}
+    rm_scores, metrics = scored
+    rm_scores, metrics = torch.as_tensor(rm_scores).to(models.device), dict(metrics)
     # the EOS trick: an answer cut off by max_new_tokens is not an answer; its score is lowered
     scores = rm_scores - config.missing_eos_penalty * completions.truncated.float()
-    timings["time/scoring"] = time.perf_counter() - started
 
     mask = completions.completion_mask
     micro_batches = length_sorted_micro_batches(mask, config.micro_batch_size)
@@ -487,13 +490,17 @@ def train_rlhf(config: RLHFConfig, run_dir: str | Path, items: list[TaskItem], s
     sampling = SamplingSettings(config.max_new_tokens, config.temperature, config.top_p, config.top_k)
     models.policy.train()
     step = start_step
-    with ProgressBar(config.steps, job, enabled=not quiet) as bar:
+    # sampling and scoring: in this process, or on generation workers (`--set backend=ray`)
+    pool = sampling_pool(config, models.policy, models.tokenizer, sampling, sampler, item_scorer(scorer),
+                         merge=merge_scores)
+    with ProgressBar(config.steps, job, enabled=not quiet) as bar, pool:
         bar.advance(start_step)
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
-            batch_items, prompts, completions = collect(models, stream, sampling, sampler, config)
+            batch_items, prompts, completions, scored, timings = collect(models, stream, pool, config, step - 1)
             generated = time.perf_counter()
-            rollout, metrics = score_and_estimate(models, scorer, batch_items, prompts, completions, beta, config)
+            rollout, metrics = score_and_estimate(models, scored, batch_items, prompts, completions, beta, config)
+            metrics.update(timings)
             estimated = time.perf_counter()
             metrics.update(improve(models, optimizer, rollout, config, train_policy=step > config.critic_warmup_steps))
             scheduler.step()
@@ -501,7 +508,7 @@ def train_rlhf(config: RLHFConfig, run_dir: str | Path, items: list[TaskItem], s
             if config.kl_target is not None:  # 5. record: Ziegler's controller moves beta for the next batch
                 beta = adaptive_kl_controller(beta, metrics["kl"], config.kl_target, config.samples_per_step,
                                               config.kl_horizon)
-            metrics.update({"lr": scheduler.get_last_lr()[0], "time/generation": generated - started,
+            metrics.update({"lr": scheduler.get_last_lr()[0], "time/collect": generated - started,
                             "time/estimate": estimated - generated, "time/learning": finished - estimated,
                             "time/step": finished - started, **memory, **_peak_memory()})
             if evaluator is not None and eval_every and step % eval_every == 0 and step < config.steps:
@@ -537,7 +544,7 @@ def train_rlhf(config: RLHFConfig, run_dir: str | Path, items: list[TaskItem], s
         "rm_score_first": sum(scores[:window]) / window, "rm_score_last": sum(scores[-window:]) / window,
         "kl_last": history[-1]["kl"], "beta_last": beta,
         "evaluations": evaluations, "final_evaluation": evaluations[-1] if evaluations else None,
-        "memory_mb": memory, **{k.removeprefix("memory/"): v for k, v in _peak_memory().items()},
+        "memory_mb": memory, **pool.summary(), **{k.removeprefix("memory/"): v for k, v in _peak_memory().items()},
         "model_dir": str(run.dir / "model") if config.save_model else None,
         "config": to_dict(recorded_config or config),
     }

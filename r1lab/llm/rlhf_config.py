@@ -12,6 +12,7 @@ from typing import Literal
 
 from r1lab.llm.lora import LoraSettings
 from r1lab.runs.config import require
+from r1lab.scale.settings import scale_settings
 
 BUILTIN_PAIR_SETS = ("helpful", "harmless")
 
@@ -69,6 +70,7 @@ class RewardModelConfig:
 
 
 @dataclass
+@scale_settings  # + where it samples: backend, num_workers, ... (docs/scale.md)
 class RLHFConfig:
     # the four models
     model: str = "tiny"  # the actor (policy), and the reference it starts as
@@ -136,6 +138,7 @@ class RLHFConfig:
                 "and samples_per_prompt must be >= 1")
         require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
         require(self.steps >= 1, "steps", "must be >= 1")
+        self.check_scale(learner=False)  # generation workers; the update runs in this process
         require(self.ppo_epochs >= 1, "ppo_epochs", "must be >= 1")
         require(self.num_minibatches >= 1, "num_minibatches", "must be >= 1")
         require(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")

@@ -32,6 +32,7 @@ import yaml
 
 from r1lab.llm.rlhf_config import RewardModelConfig, RLHFConfig
 from r1lab.runs.config import require
+from r1lab.scale.recipe import Recipe
 
 logger = logging.getLogger("r1lab.pipelines")
 TINY_WORLD_TASKS = ("general", "chat", "harmful")
@@ -193,12 +194,25 @@ def make_evaluator(config: RLHFJobConfig, scorer, benign, harmful, others):
     return evaluator
 
 
+def job_scorer(config: RLHFJobConfig):
+    """The job's reward models as one scorer: the helpful one, and the harmless one for harmful requests."""
+    from r1lab.llm.loading import load_tokenizer
+    from r1lab.llm.reward_model import load_reward_model
+    from r1lab.llm.rlhf import reward_model_scorer
+
+    primary = load_reward_model(config.reward_model, device=config.device, dtype=config.dtype)
+    safety = (load_reward_model(config.safety_reward_model, device=config.device, dtype=config.dtype)
+              if config.safety_reward_model else None)
+    score = reward_model_scorer(primary, load_tokenizer(config.model), safety=safety, safety_field=config.safety_field,
+                                normalize=config.normalize_reward, batch_size=config.micro_batch_size)
+    score.reward_memory_mb = primary.memory_mb() + (safety.memory_mb() if safety is not None else 0.0)
+    return score
+
+
 def run_rlhf_job(config: RLHFJobConfig, run_dir: Path, resume: bool = False, quiet: bool = False,
                  stop_after: int | None = None, overwrite: bool = False) -> dict:
     # imported here: the config classes above are read by the CLI's help, which must not pay for torch
-    from r1lab.llm.loading import load_tokenizer
-    from r1lab.llm.reward_model import load_reward_model
-    from r1lab.llm.rlhf import reward_model_scorer, train_rlhf
+    from r1lab.llm.rlhf import train_rlhf
     from r1lab.runs import ConfigError, plot_run, read_metrics, to_dict, write_json_atomic
     from r1lab.runs.run_dir import latest_checkpoint
 
@@ -215,13 +229,9 @@ def run_rlhf_job(config: RLHFJobConfig, run_dir: Path, resume: bool = False, qui
         run_dir.mkdir(parents=True, exist_ok=True)  # so that --resume finds the job before PPO has started
         (run_dir / "config.yaml").write_text(yaml.safe_dump({"job": "rlhf", "config": to_dict(config)}, sort_keys=False))
     asked, (config, rm_summaries) = config, train_needed_reward_models(config, run_dir, quiet)
-    primary = load_reward_model(config.reward_model, device=config.device, dtype=config.dtype)
-    safety = (load_reward_model(config.safety_reward_model, device=config.device, dtype=config.dtype)
-              if config.safety_reward_model else None)
-    scorer = reward_model_scorer(primary, load_tokenizer(config.model), safety=safety, safety_field=config.safety_field,
-                                 normalize=config.normalize_reward, batch_size=config.micro_batch_size)
+    scorer = Recipe(job_scorer, config)  # each generation worker on Ray loads its own reward models
     evaluator = make_evaluator(config, scorer, benign, harmful, others)
-    reward_memory = primary.memory_mb() + (safety.memory_mb() if safety is not None else 0.0)
+    reward_memory = scorer.reward_memory_mb
     summary = train_rlhf(config, run_dir, train, scorer, evaluator=evaluator, eval_every=config.eval_every,
                          resume=resume and not fresh_after_kill, quiet=quiet, stop_after=stop_after,
                          overwrite=overwrite or fresh_after_kill,
