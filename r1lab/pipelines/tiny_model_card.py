@@ -168,6 +168,11 @@ def install_tiny_model(run_dir: Path, destination: Path | None = None, quiet: bo
     return destination
 
 
+def _threads(config: dict) -> str:
+    """The thread count, where it is not the default: a matmul's sums, and so the weights, depend on it."""
+    return f" --set threads={config['threads']}" if config.get("threads", 1) != 1 else ""
+
+
 def render_card(card: dict) -> str:
     s, c, e = card["summary"], card["config"], card["evaluation"]
     t, checks, zh = e["r1_zero_template"], e["self_checks"], e["zh_cot_languages"]
@@ -183,7 +188,7 @@ A {s['parameters'] / 1e6:.2f}M-parameter Llama-style causal LM and a {c['vocab_s
 tokenizer, pretrained on the tiny world's synthetic corpus. Load it with
 `AutoModelForCausalLM.from_pretrained` / `AutoTokenizer.from_pretrained`, or as `--model {card.get('name', 'tiny')}`.
 
-Made by `{card.get('command', f"r1lab pretrain-tiny --seed {c['seed']} --install")}` ({s['steps']} steps of {c['batch_size']} x
+Made by `{card.get('command', f"r1lab pretrain-tiny --seed {c['seed']} --install")}{_threads(c)}` ({s['steps']} steps of {c['batch_size']} x
 {c['sequence_length']} tokens, {s['tokens_seen']:,} corpus tokens, {s['wall_seconds'] / 60:.1f} min wall time;
 final training loss {s['final_loss']:.4f}). Model: hidden {c['model']['hidden_size']}, {c['model']['layers']} layers,
 {c['model']['heads']} heads, MLP {c['model']['intermediate_size']}, tied embeddings.
