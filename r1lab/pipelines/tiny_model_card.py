@@ -182,7 +182,7 @@ def render_card(card: dict) -> str:
     corpus = "\n".join(f"| {kind} | {share:.3f} | {tokens_share.get(kind, float('nan')):.3f} |"
                        for kind, share in documents_share.items())
     mix = c.get("corpus", {})
-    return f"""# r1lab tiny base model
+    return f"""# r1lab {'tiny student model (for distillation)' if card.get('name') == 'tiny-student' else 'tiny base model'}
 
 A {s['parameters'] / 1e6:.2f}M-parameter Llama-style causal LM and a {c['vocab_size']}-token byte-level BPE
 tokenizer, pretrained on the tiny world's synthetic corpus. Load it with
