@@ -32,7 +32,7 @@ import torch
 QWEN_05B = dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                 num_key_value_heads=2, vocab_size=151936, max_position_embeddings=2048, tie_word_embeddings=True)
 SMALL = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-             vocab_size=1024, max_position_embeddings=512, tie_word_embeddings=True)
+             max_position_embeddings=512, tie_word_embeddings=True)  # vocab: the tokenizer's, added tokens included
 
 
 def build_model_dir(directory: Path, shape: dict) -> int:
@@ -41,6 +41,7 @@ def build_model_dir(directory: Path, shape: dict) -> int:
     from r1lab.llm.loading import tiny_model_path
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_path())
+    shape = {"vocab_size": len(tokenizer), **shape}
     config = Qwen2Config(**shape, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                          bos_token_id=None)
     torch.manual_seed(0)

@@ -46,7 +46,8 @@ class ColdStart:
     """Stage 1: SFT of the base model on readable chains of thought in R1's format."""
 
     examples: int = 3000
-    general_share: float = 0.1  # requests answered with a short chain of thought, so the format covers them
+    general_share: float = 0.25  # requests answered with a short chain of thought, so the format covers them
+    harmful_share: float = 0.3  # of those, harmful requests answered with a refusal (else the format has none)
     check_share: float = 0.15  # worked solutions that verify their result
     steps: int = 150
     batch_size: int = 32
@@ -60,6 +61,7 @@ class Rejection:
     prompts: int = 600
     samples_per_prompt: int = 4
     general_prompts: int = 200
+    harmful_share: float = 0.3  # of the general prompts: harmful requests, kept when the harmless RM prefers the reply
     max_paragraph_chars: int = 600  # a longer reasoning paragraph is unreadable: filtered out
     steps: int = 150
     batch_size: int = 32

@@ -112,7 +112,8 @@ def cold_start_pairs(tasks, settings, seed: int) -> tuple[list[dict], dict]:
             removed[reason] += 1
         else:
             kept.append({"prompt": item.question, "completion": completion, "task": item.task})
-    for item in general_items(round(settings.examples * settings.general_share), "train", seed, harmful_share=0.0):
+    for item in general_items(round(settings.examples * settings.general_share), "train", seed,
+                              harmful_share=settings.harmful_share):
         kept.append({"prompt": item.question, "completion": general_response(item), "task": "general"})
     rng.shuffle(kept)
     return kept, {"candidates": len(reasoning), "kept_reasoning": len(reasoning) - sum(removed.values()),

@@ -134,7 +134,8 @@ def rejection_sampling(config, directory: Path, reasoning_dir: Path, reward_mode
     pairs_file, stats_file = directory / "sft_data.jsonl", directory / "data.json"
     if not pairs_file.is_file():
         pairs, stats = rejection_sample(config, model_of(reasoning_dir), str(reward_models_dir / "helpful" / "model"),
-                                        str(reward_models_dir / "harmless" / "model"), config.rejection)
+                                        str(reward_models_dir / "harmless" / "model"), config.rejection,
+                                        harmful_share=config.rejection.harmful_share)
         if not pairs:
             raise ValueError(f"rejection sampling kept no sample of the stage-2 model ({stats}); "
                              "train stages 1-2 longer (--set cold_start.steps=..., reasoning_rl.steps=...)")
