@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import shutil
 import tempfile
 import threading
 import time
@@ -67,13 +68,15 @@ def run_data_parallel(trainer, config, *args: Any, **kwargs: Any) -> Any:
     def train_loop_per_worker(_: dict) -> None:
         _run_rank(trainer, config, args, kwargs, mailbox, use_gpu)
 
+    # Ray Train's own records (r1lab keeps its checkpoints in the run dir): removed when the learner ends
+    storage = tempfile.mkdtemp(prefix="r1lab-ray-train-")
     resources = {"CPU": config.learner_cpus, **({"GPU": 1} if use_gpu else {})}
     learner = TorchTrainer(
         train_loop_per_worker,
         scaling_config=ScalingConfig(num_workers=config.learner_workers, use_gpu=use_gpu,
                                      resources_per_worker=resources),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
-        run_config=RunConfig(name="r1lab-learner", storage_path=tempfile.mkdtemp(prefix="r1lab-ray-train-")),
+        run_config=RunConfig(name="r1lab-learner", storage_path=storage),
     )
     started = time.perf_counter()
     failure: list[BaseException] = []
@@ -87,11 +90,15 @@ def run_data_parallel(trainer, config, *args: Any, **kwargs: Any) -> Any:
     thread = threading.Thread(target=fit, name="r1lab-learner", daemon=True)
     thread.start()
     forwarded = False
-    while thread.is_alive():  # the driver keeps its signal handling: a stop request goes to rank 0
-        thread.join(0.2)
-        if not forwarded and stop_requested() is not None:
-            mailbox.request_stop.remote(stop_requested())
-            forwarded = True
+    try:
+        while thread.is_alive():  # the driver keeps its signal handling: a stop request goes to rank 0
+            thread.join(0.2)
+            if not forwarded and stop_requested() is not None:
+                mailbox.request_stop.remote(stop_requested())
+                forwarded = True
+    finally:
+        if not thread.is_alive():
+            shutil.rmtree(storage, ignore_errors=True)
     if failure:
         raise RuntimeError(f"the data-parallel learner failed ({type(failure[0]).__name__}: {failure[0]}); "
                            "continue the run from its last checkpoint with --resume") from failure[0]
