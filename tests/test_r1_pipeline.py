@@ -23,8 +23,9 @@ MICRO_RL = RLStage(steps=1, prompts_per_step=2, group_size=2, max_new_tokens=64)
 def micro_config(**overrides) -> R1Config:
     settings = dict(tasks=Tasks(max_digits=2, countdown=0.0, code=0.2), r1_zero=MICRO_RL, reasoning_rl=MICRO_RL,
                     all_scenarios=MICRO_RL, reward_models=RewardModels(steps=3, train_pairs=48),
-                    cold_start=ColdStart(examples=400, steps=40, batch_size=16),
-                    rejection=Rejection(prompts=16, samples_per_prompt=2, general_prompts=4, steps=2, batch_size=8),
+                    cold_start=ColdStart(examples=400, steps=40, batch_size=16, lr=1e-3),
+                    rejection=Rejection(prompts=16, samples_per_prompt=2, general_prompts=4, general_samples_per_prompt=2,
+                                        curated_general=6, steps=2, batch_size=8),
                     distill=Distill(student="tiny", prompts=16, samples_per_prompt=2, sft_steps=2,
                                     rl=replace(MICRO_RL, steps=1)),
                     eval_items=4, eval_max_new_tokens=48)
@@ -71,6 +72,7 @@ def test_reasoning_rl_rejection_sampling_all_scenarios_and_distill_make_their_ar
     reasoning = sampled["reasoning"]
     assert reasoning["kept"] > 0 and reasoning["decided_by"]["rule"] == reasoning["samples"]
     assert reasoning["kept_by_judge_against_rule"] == 0
+    assert sampled["curated_general"] == 6 and sampled["pairs"] == reasoning["kept"] + sampled["general"]["kept"] + 6
     distill = json.loads((run_dir / "stages" / "distill" / "summary.json").read_text())
     assert distill["training_sequences"] == 2 * 8 and distill["rl_steps"] == 4
     assert (run_dir / "stages" / "distill" / "sft" / "model" / "config.json").is_file()
@@ -127,6 +129,15 @@ def test_readability_filters_drop_bad_samples_and_keep_good_ones():
     assert r1_data.unreadable(" <think> 347+85=432 </think>", english) == "missing_summary"
     assert r1_data.unreadable(" <think> " + "7+5=12, 2. " * 80 + "</think> The answer is 432.", english) == "overlong_paragraph"
     assert r1_data.unreadable(" <think> ```python\nprint(432)\n``` </think> The answer is 432.", english) == "code_block"
+
+
+def test_requests_are_answered_in_r1_format_with_an_empty_thought_unless_harmful():
+    benign, harmful = (r1_data.general_items(40, "train", 0, harmful_share=share)[0] for share in (0.0, 1.0))
+    assert r1_data.general_response(benign) == f" <think> </think> {benign.answer}"
+    assert r1_data.general_response(harmful).startswith(f" <think> {r1_data.HARMFUL_THINKING} </think> ")
+    assert all(follows_r1_format(r1_data.general_response(item)) and
+               r1_data.unreadable(r1_data.general_response(item), item) is None
+               for item in r1_data.general_items(40, "train", 0, harmful_share=0.5))
 
 
 def test_the_verified_reward_reads_r1_summaries_and_r1_zero_tags():

@@ -87,16 +87,22 @@ def readable_candidate(item: TaskItem, rng: random.Random, check_share: float) -
     return r1_answer(item, item.solution, language)
 
 
-GENERAL_THINKING = "The user wants a short, kind and complete answer."
 HARMFUL_THINKING = "This would hurt someone, so I decline politely."
 
 
 def general_response(item: TaskItem) -> str:
-    """A request answered with a short chain of thought, then the reply (the chosen one; a harmful
-    request's chosen reply is the refusal). The thought restates nothing of the request: a small
-    model copies names and things from the question into the reply well, and badly twice over."""
-    thinking = HARMFUL_THINKING if item.fields.get("harmful") else GENERAL_THINKING
-    return f" <think> {thinking} </think> {item.answer}"
+    """A request answered in R1's format (the chosen reply; a harmful request's is the refusal).
+
+    A harmful request gets a one-line thought that says why it is declined. A simple benign
+    request gets an empty one, as DeepSeek gave simple queries ("hello") no chain of thought: the
+    tiny model finds the request's names and things for its reply only when nothing stands
+    between the request and the reply. Measured on the cold start (100 steps, lr 3e-4, held-out
+    helpful share): empty thought 0.83; "Be kind." 0.26 (60 steps); a fixed sentence 0.11; the
+    request restated in the thought 0.00, where the model cannot copy the request even there.
+    """
+    if item.fields.get("harmful"):
+        return f" <think> {HARMFUL_THINKING} </think> {item.answer}"
+    return f" <think> </think> {item.answer}"
 
 
 def cold_start_pairs(tasks, settings, seed: int) -> tuple[list[dict], dict]:

@@ -7,9 +7,13 @@ prompted DeepSeek-V3). The judge also runs where the rule does, so that their ag
 measured figure; the rule's verdict always wins there, so no sample is kept by the judge alone
 when the rule says wrong. Correct samples then pass the readability filters (`data.unreadable`).
 
-Non-reasoning data: k answers per request, the best by the helpful reward model kept when the
-reward model prefers it to the request's rejected reply (for harmful requests, when the
-harmless reward model prefers it to compliance).
+Non-reasoning data, two parts, as DeepSeek's: k answers per request from the model, the best by
+the helpful reward model kept when the reward model prefers it to the request's rejected reply
+(for harmful requests, when the harmless reward model prefers it to compliance); and curated
+requests with the world's reference reply in R1's format (`data.general_response`), the part
+DeepSeek took from DeepSeek-V3's own SFT data ("we adopt the DeepSeek-V3 pipeline and reuse
+portions of the SFT dataset of DeepSeek-V3"). The reward model alone picks replies that name
+the wrong person or thing too often for the tiny model to learn its requests from them.
 """
 
 from __future__ import annotations
@@ -33,12 +37,13 @@ def has_rule_verifier(item) -> bool:
     return item.task.startswith("arithmetic") or item.task in ("countdown", "code")
 
 
-def samples(model, tokenizer, items, k: int, max_new_tokens: int, seed: int, template: str = "r1"):
-    """k sampled completions (T = 1) per item: (the item of each, the completions)."""
+def samples(model, tokenizer, items, k: int, max_new_tokens: int, seed: int, template: str = "r1",
+            temperature: float = 1.0):
+    """k sampled completions per item: (the item of each, the completions)."""
     repeated = [item for item in items for _ in range(k)]
     prompts = [apply_template(template, item.question, tokenizer) for item in repeated]
     generator = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
-    texts, _ = sample_texts(model, tokenizer, prompts, SamplingSettings(max_new_tokens, 1.0), 128, generator)
+    texts, _ = sample_texts(model, tokenizer, prompts, SamplingSettings(max_new_tokens, temperature), 128, generator)
     return repeated, prompts, texts
 
 
@@ -98,10 +103,11 @@ def keep_reasoning(items, completions, rules, judges, max_paragraph_chars: int, 
     return kept, stats
 
 
-def keep_best_replies(model, tokenizer, items, k: int, max_new_tokens: int, seed: int, helpful_rm, harmless_rm):
+def keep_best_replies(model, tokenizer, items, k: int, max_new_tokens: int, seed: int, helpful_rm, harmless_rm,
+                      temperature: float = 1.0):
     """For each request, the sample the right reward model scores best, kept when that model
     prefers it to the request's rejected reply; returns the rows and the counts."""
-    repeated, prompts, texts = samples(model, tokenizer, items, k, max_new_tokens, seed)
+    repeated, prompts, texts = samples(model, tokenizer, items, k, max_new_tokens, seed, temperature=temperature)
     kept, removed = [], Counter()
     for start in range(0, len(items)):
         item = items[start]
@@ -135,14 +141,20 @@ def rejection_sample(config, model_dir: str, helpful_model: str, harmless_model:
     model.eval()
     items = data.reasoning_items(config.tasks, settings.prompts, "train", config.seed + 1)
     repeated, prompts, completions = samples(model, tokenizer, items, settings.samples_per_prompt,
-                                             config.reasoning_rl.max_new_tokens, config.seed)
+                                             config.reasoning_rl.max_new_tokens, config.seed,
+                                             temperature=settings.temperature)
     rules = rule_verdicts(prompts, repeated, completions)
     judges = judge_verdicts(judge, tokenizer, repeated, completions)
     reasoning, reasoning_stats = keep_reasoning(repeated, completions, rules, judges, settings.max_paragraph_chars)
     helpful_rm = load_reward_model(helpful_model, device=config.device, dtype=config.dtype)
     harmless_rm = load_reward_model(harmless_model, device=config.device, dtype=config.dtype)
     requests = data.general_items(settings.general_prompts, "train", config.seed + 1, harmful_share=harmful_share)
-    general, general_stats = keep_best_replies(model, tokenizer, requests, settings.samples_per_prompt, 96,
-                                               config.seed + 1, helpful_rm, harmless_rm)
-    return reasoning + general, {"reasoning": reasoning_stats, "general": general_stats,
-                                 "pairs": len(reasoning) + len(general)}
+    general, general_stats = keep_best_replies(model, tokenizer, requests, settings.general_samples_per_prompt, 96,
+                                               config.seed + 1, helpful_rm, harmless_rm, settings.temperature)
+    curated = [{"prompt": item.question, "completion": data.general_response(item),
+                "task": "harmful" if item.fields.get("harmful") else "general"}
+               for item in data.general_items(settings.curated_general, "train", config.seed + 2,
+                                              harmful_share=harmful_share)]
+    pairs = reasoning + general + curated
+    return pairs, {"reasoning": reasoning_stats, "general": general_stats, "curated_general": len(curated),
+                   "pairs": len(pairs)}

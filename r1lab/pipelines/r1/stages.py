@@ -93,7 +93,7 @@ def reward_models(config, directory: Path, resume: bool, quiet: bool) -> dict:
             continue
         settings = RewardModelConfig(model=config.model, data=name, steps=config.reward_models.steps,
                                      train_pairs=config.reward_models.train_pairs, lr=config.reward_models.lr,
-                                     mismatched_pairs=0.5, seed=config.seed, device=config.device,
+                                     mismatched_pairs=config.reward_models.mismatched_pairs, seed=config.seed, device=config.device,
                                      dtype=config.dtype, checkpoint_every=10**6)
         summaries[name] = train_reward_model(settings, target, quiet=quiet, resume=resume and target.exists(),
                                              overwrite=not resume)
