@@ -24,7 +24,7 @@ from r1lab.runs import ConfigError, load_config
 from r1lab.scale import RAY_MISSING, Recipe, Shard, StaleWeightsError
 from r1lab.scale.generation_worker import GenerationSpec, GenerationWorker
 from r1lab.scale.learner import DistributedLearner, SingleLearner
-from r1lab.scale.rollout_worker import RolloutWorker, TrackedStats, merge_rollouts, merge_stats
+from r1lab.scale.rollout_worker import RolloutWorker, TrackedStats, merge_rollouts, merge_stats, rollout_tensors
 from r1lab.scale.sampling import (
     merge_completions,
     merge_reward_scores,
@@ -211,6 +211,13 @@ def test_worker_zero_of_one_steps_exactly_as_the_in_process_collector():
         for name in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs"):
             assert torch.equal(getattr(shard.data[0], name), getattr(expected, name)), name
         assert shard.data[0].episode_returns == expected.episode_returns and shard.version == 0
+    # what travels from a Ray worker: arrays, back to equal (and writable) tensors on the driver
+    travelled = rollout_tensors(worker.sample_arrays().data[0])
+    expected = collector.collect(NumpyPolicy(policy), rng)
+    for name in ("obs", "actions", "rewards", "terminated", "truncated", "next_obs"):
+        value = getattr(travelled, name)
+        assert torch.equal(value, getattr(expected, name)) and value.dtype == getattr(expected, name).dtype, name
+    travelled.rewards.mul_(2.0)  # a copy, not a read-only view of the object store
 
 
 @needs_ray

@@ -19,7 +19,7 @@ from typing import Any
 from r1lab.policy_gradient.rollout import RECENT_EPISODES, ObservationEncoder, Rollout, check_spaces, make_env
 from r1lab.runs import ConfigError
 from r1lab.scale.ray_workers import WorkerGroup, connect
-from r1lab.scale.rollout_worker import RolloutWorker, merge_rollouts, merge_stats
+from r1lab.scale.rollout_worker import RolloutWorker, merge_rollouts, merge_stats, rollout_tensors
 
 
 class RayRolloutCollector:
@@ -74,9 +74,9 @@ class RayRolloutCollector:
         self.workers.broadcast({"policy": policy, "obs_stats": self.obs_stats, "reward_stats": self.reward_stats},
                                self.version)
         synced = time.perf_counter()
-        shards = self.workers.sample([self.version] * len(self.workers), self.version)
+        shards = self.workers.sample([self.version] * len(self.workers), self.version, method="sample_arrays")
         sampled = time.perf_counter()
-        rollout = merge_rollouts([shard.data[0] for shard in shards])
+        rollout = merge_rollouts([rollout_tensors(shard.data[0]) for shard in shards])
         self.obs_stats = self._merged(shards, "obs", "obs_normalizer", self.obs_stats)
         self.reward_stats = self._merged(shards, "reward", "reward_normalizer", self.reward_stats)
         self.recent_returns.extend(rollout.episode_returns)

@@ -14,6 +14,7 @@ statistics with the other workers' increments (Chan et al.'s parallel update), i
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,21 @@ def merge_rollouts(shards: list[Rollout]) -> Rollout:
     return Rollout(cat("obs"), cat("actions"), cat("rewards"), cat("terminated"), cat("truncated"), cat("next_obs"),
                    [r for shard in shards for r in shard.episode_returns],
                    [n for shard in shards for n in shard.episode_lengths])
+
+
+TENSOR_FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
+
+
+def rollout_arrays(rollout: Rollout) -> Rollout:
+    """The rollout with numpy arrays in place of its tensors, for the trip from a Ray worker: Ray
+    moves arrays as raw buffers and tensors through pickle (six small ones: 1.4 ms against 3.6 ms
+    per call, measured on 2 cores)."""
+    return replace(rollout, **{name: getattr(rollout, name).numpy() for name in TENSOR_FIELDS})
+
+
+def rollout_tensors(rollout: Rollout) -> Rollout:
+    """The inverse of `rollout_arrays`; the arrays are copied (Ray's are read-only views of its store)."""
+    return replace(rollout, **{name: torch.tensor(getattr(rollout, name)) for name in TENSOR_FIELDS})
 
 
 class _CountedPolicy:
@@ -132,6 +148,13 @@ class RolloutWorker(Worker):
         state = self.state()
         return Shard(self.index, self.version, (rollout, increments), state,
                      {"sampling": sampled - started, "state": time.perf_counter() - sampled})
+
+    def sample_arrays(self, request: Any = None) -> Shard:
+        """`sample`, with the rollout's tensors as numpy arrays (`rollout_arrays`): what Ray calls."""
+        shard = self.sample(request)
+        rollout, increments = shard.data
+        shard.data = (rollout_arrays(rollout), increments)
+        return shard
 
     def state(self) -> dict[str, Any]:
         return {"collector": self.collector.state_dict(), "rng": self.rng.bit_generator.state}
