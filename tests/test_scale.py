@@ -24,7 +24,13 @@ from r1lab.runs import ConfigError, load_config
 from r1lab.scale import RAY_MISSING, Recipe, Shard, StaleWeightsError
 from r1lab.scale.generation_worker import GenerationSpec, GenerationWorker
 from r1lab.scale.learner import DistributedLearner, SingleLearner
-from r1lab.scale.rollout_worker import RolloutWorker, TrackedStats, merge_rollouts, merge_stats, rollout_tensors
+from r1lab.scale.rollout_worker import (
+    RolloutWorker,
+    TrackedStats,
+    merge_rollouts,
+    merge_stats,
+    rollout_tensors,
+)
 from r1lab.scale.sampling import (
     merge_completions,
     merge_reward_scores,
