@@ -58,17 +58,16 @@ def merge_stats(base: dict[str, Any], increment: dict[str, Any]) -> dict[str, An
     return {"mean": mean, "var": var, "count": total}
 
 
+TENSOR_FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")  # Rollout's (T, N, ...) fields
+
+
 def merge_rollouts(shards: list[Rollout]) -> Rollout:
     """The workers' rollouts side by side: (T, N_w, ...) -> (T, N, ...), environments in worker order."""
     if len(shards) == 1:
         return shards[0]
-    cat = lambda name: torch.cat([getattr(shard, name) for shard in shards], dim=1)  # noqa: E731
-    return Rollout(cat("obs"), cat("actions"), cat("rewards"), cat("terminated"), cat("truncated"), cat("next_obs"),
-                   [r for shard in shards for r in shard.episode_returns],
-                   [n for shard in shards for n in shard.episode_lengths])
-
-
-TENSOR_FIELDS = ("obs", "actions", "rewards", "terminated", "truncated", "next_obs")
+    return Rollout(**{name: torch.cat([getattr(shard, name) for shard in shards], dim=1) for name in TENSOR_FIELDS},
+                   episode_returns=[r for shard in shards for r in shard.episode_returns],
+                   episode_lengths=[n for shard in shards for n in shard.episode_lengths])
 
 
 def rollout_arrays(rollout: Rollout) -> Rollout:

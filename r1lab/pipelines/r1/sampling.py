@@ -33,6 +33,11 @@ from r1lab.tasks.judge import judge_prompt, parse_verdict
 JUDGED_TASKS = ("arithmetic", "countdown")  # tasks whose ground truth a judge can compare an answer with
 
 
+def request_task(item) -> str:
+    """The `task` tag of a request's SFT row: "harmful" or "general"."""
+    return "harmful" if item.fields.get("harmful") else "general"
+
+
 def has_rule_verifier(item) -> bool:
     return item.task.startswith("arithmetic") or item.task in ("countdown", "code")
 
@@ -125,7 +130,7 @@ def keep_best_replies(model, tokenizer, items, k: int, max_new_tokens: int, seed
             removed["not_preferred"] += 1
             continue
         kept.append({"prompt": item.question, "completion": texts[readable[best]],
-                     "task": "harmful" if item.fields.get("harmful") else "general"})
+                     "task": request_task(item)})
     return kept, {"requests": len(items), "kept": len(kept), "removed": dict(removed)}
 
 
@@ -152,7 +157,7 @@ def rejection_sample(config, model_dir: str, helpful_model: str, harmless_model:
     general, general_stats = keep_best_replies(model, tokenizer, requests, settings.general_samples_per_prompt, 96,
                                                config.seed + 1, helpful_rm, harmless_rm, settings.temperature)
     curated = [{"prompt": item.question, "completion": data.general_response(item),
-                "task": "harmful" if item.fields.get("harmful") else "general"}
+                "task": request_task(item)}
                for item in data.general_items(settings.curated_general, "train", config.seed + 2,
                                               harmful_share=harmful_share)]
     pairs = reasoning + general + curated
