@@ -4,8 +4,9 @@
 `state_dict`, `load_state_dict`, `close`, the episode counters), so `Job` and the three trainers
 use it unchanged. Each `collect` is one iteration of the learner:
 
-    sync      one `ray.put` of the actor's weights (a NumpyPolicy) and the global normaliser
-              statistics, handed by reference to every worker, tagged with the weights version
+    sync      the actor's weights (a NumpyPolicy) and the global normaliser statistics, tagged with
+              the weights version; they travel with each worker's sample call, by value when
+              they are small (under Ray's 100 KB inline limit), else one `ray.put` by reference
     sample    every worker steps its share of the envs T times; shards come back in worker order
     merge     the shards side by side (T, N, ...), each checked to carry the current version;
               the normalisers' increments merged into the global statistics
@@ -13,12 +14,13 @@ use it unchanged. Each `collect` is one iteration of the learner:
 
 from __future__ import annotations
 
+import pickle
 import time
 from typing import Any
 
 from r1lab.policy_gradient.rollout import RECENT_EPISODES, ObservationEncoder, Rollout, check_spaces, make_env
 from r1lab.runs import ConfigError
-from r1lab.scale.ray_workers import WorkerGroup, connect
+from r1lab.scale.ray_workers import INLINE_BYTES, WorkerGroup, connect
 from r1lab.scale.rollout_worker import RolloutWorker, merge_rollouts, merge_stats, rollout_tensors
 
 
@@ -46,6 +48,7 @@ class RayRolloutCollector:
         self.obs_stats = self._initial_stats("obs_normalizer") if config.normalize_obs else None
         self.reward_stats = self._initial_stats("reward_normalizer") if config.normalize_reward else None
         self.version = -1  # the learner's updates so far, when the weights were last sent
+        self.inline_weights: bool | None = None  # decided at the first broadcast: the size never changes
         self.recent_returns: deque[float] = deque(maxlen=RECENT_EPISODES)
         self.recent_lengths: deque[int] = deque(maxlen=RECENT_EPISODES)
         self.episodes = 0
@@ -71,8 +74,10 @@ class RayRolloutCollector:
         each worker samples actions from its own Generator."""
         started = time.perf_counter()
         self.version += 1
-        self.workers.broadcast({"policy": policy, "obs_stats": self.obs_stats, "reward_stats": self.reward_stats},
-                               self.version)
+        weights = {"policy": policy, "obs_stats": self.obs_stats, "reward_stats": self.reward_stats}
+        if self.inline_weights is None:
+            self.inline_weights = len(pickle.dumps(weights)) < INLINE_BYTES
+        self.workers.broadcast(weights, self.version, inline=self.inline_weights)
         synced = time.perf_counter()
         shards = self.workers.sample([self.version] * len(self.workers), self.version, method="sample_arrays")
         sampled = time.perf_counter()

@@ -25,6 +25,7 @@ from r1lab.scale.worker import Shard, WorkerLostError, check_version
 
 logger = logging.getLogger("r1lab.scale")
 RESTART_SECONDS = 300  # how long a lost worker may take to come back (a model to load)
+INLINE_BYTES = 100 * 1024  # Ray's max_direct_call_object_size: smaller objects travel inside the call
 
 
 def connect(settings) -> float:
@@ -54,9 +55,9 @@ def connect(settings) -> float:
 class WorkerGroup:
     """N actors of one worker class, called together; results come back in worker order.
 
-    `broadcast(state, version)` puts the state in the object store once and hands every worker
-    the same reference; `sample(requests, version)` asks each worker for its share and checks
-    that each shard was sampled with `version`."""
+    `broadcast(state, version)` puts the state in the object store once; `sample(requests,
+    version)` asks each worker for its share, handing the workers that do not hold them yet the
+    same reference to those weights, and checks that each shard was sampled with `version`."""
 
     def __init__(self, worker_class, arguments: list[tuple], settings, *, num_gpus: float = 0.0):
         actor = ray.remote(worker_class).options(num_cpus=settings.cpus_per_worker, num_gpus=num_gpus,
@@ -64,41 +65,54 @@ class WorkerGroup:
         self.actors = [actor.remote(*args) for args in arguments]
         self.max_restarts = settings.max_restarts
         self.states: list[Any] = ray.get([a.state.remote() for a in self.actors])  # each worker's next start
-        self.weights: tuple[Any, int] | None = None
+        self.weights: tuple[Any, int] | None = None  # the latest broadcast: (reference or value, version)
+        self.holds: list[int | None] = [None] * len(self.actors)  # the weights version sent to each worker
         self.redone = 0  # shares redone after a worker died, over the run
 
     def __len__(self) -> int:
         return len(self.actors)
 
-    def broadcast(self, state: Any, version: int) -> None:
-        """Every worker takes `state` (one `ray.put`, passed by reference) as weights `version`.
+    def broadcast(self, state: Any, version: int, inline: bool = False) -> None:
+        """Every worker takes `state` as weights `version`: put in the object store once (`ray.put`)
+        and handed to every worker by reference, or with `inline` passed by value inside each call
+        (for weights of a few KB, an MLP policy's: a reference to a small object costs the worker
+        one more round trip to the driver to fetch it, measured at 1-2 ms a call here).
 
-        Fire-and-forget: an actor runs its calls in order, so its next `sample` sees these
-        weights; the version each shard carries back is the proof, checked in `sample`. A worker
-        that died meanwhile gets them again when its share is redone."""
-        reference = ray.put(state)
-        self.weights = (reference, version)
-        for actor in self.actors:
-            actor.set_weights.remote(reference, version)
+        The weights travel with each worker's next `sample` call (`Worker.sample_with_weights`),
+        not in a call of their own: one actor call fewer per worker and step. The version each
+        shard carries back is the proof that it was sampled with them, checked in `sample`."""
+        self.weights = (state if inline else ray.put(state), version)
+
+    def _call(self, worker: int, method: str, request: Any):
+        """Submit worker `worker`'s share; with the current weights when it does not hold them yet."""
+        actor = self.actors[worker]
+        if self.weights is None or self.holds[worker] == self.weights[1]:
+            return getattr(actor, method).remote(request)
+        self.holds[worker] = self.weights[1]
+        return actor.sample_with_weights.remote(method, request, *self.weights)
 
     def restore(self, states: list[Any], *args: Any) -> list[Any]:
         """Put every worker back in `states` (a resumed run's checkpoint); their answers, in order."""
         answers = ray.get([a.restore.remote(s, *args) for a, s in zip(self.actors, states)])
+        self.holds = [None] * len(self.actors)
         self.states = ray.get([a.state.remote() for a in self.actors])
         return answers
 
     def sample(self, requests: list[Any], version: int, method: str = "sample") -> list[Shard]:
         """Each worker's shard of one step (None requests skip their worker), in worker order."""
-        calls = {w: getattr(self.actors[w], method).remote(r) for w, r in enumerate(requests) if r is not None}
-        shards = []
-        for worker, call in calls.items():
-            try:
-                shard = ray.get(call)
-            except RayActorError as error:
-                shard = self._redo(worker, requests[worker], method, error)
+        calls = {w: self._call(w, method, r) for w, r in enumerate(requests) if r is not None}
+        try:  # one fetch of all shards; only when a worker was lost, one at a time to find it
+            shards = ray.get(list(calls.values()))
+        except RayActorError:
+            shards = []
+            for worker, call in calls.items():
+                try:
+                    shards.append(ray.get(call))
+                except RayActorError as error:
+                    shards.append(self._redo(worker, requests[worker], method, error))
+        for worker, shard in zip(calls, shards):
             check_version(shard, version)
             self.states[worker] = shard.state
-            shards.append(shard)
         return shards
 
     def _redo(self, worker: int, request: Any, method: str, error: Exception) -> Shard:
@@ -114,6 +128,7 @@ class WorkerGroup:
                 ray.get(actor.restore.remote(self.states[worker]))
                 if self.weights is not None:
                     ray.get(actor.set_weights.remote(*self.weights))
+                    self.holds[worker] = self.weights[1]
                 shard = ray.get(getattr(actor, method).remote(request))
             except ActorDiedError as died:
                 raise WorkerLostError(f"sampling worker {worker} died for good (max_restarts = {self.max_restarts}); "

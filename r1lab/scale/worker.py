@@ -3,6 +3,8 @@
     set_weights(state, version)   take the learner's weights; `version` counts the learner's updates
     sample(request) -> Shard      sample this worker's share of a step with the weights it holds;
                                   the shard carries the version it was sampled with
+    sample_with_weights(method, request, state, version)
+                                  both in one call (how the Ray backend sends new weights)
     state() / restore(state)      what a restarted worker needs to redo its share exactly
     pid()                         the worker's process (the fault tests kill it)
 
@@ -72,6 +74,11 @@ class Worker:
 
     def sample(self, request: Any) -> Shard:
         raise NotImplementedError
+
+    def sample_with_weights(self, method: str, request: Any, state: Any, version: int) -> Shard:
+        """`set_weights(state, version)`, then `method(request)`: a new step's first call, in one round trip."""
+        self.set_weights(state, version)
+        return getattr(self, method)(request)
 
     def state(self) -> Any:
         return None
