@@ -36,7 +36,7 @@ from r1lab.rewards.language import language_consistency
 from r1lab.rewards.parsing import last_number
 from r1lab.runs.config import build
 from r1lab.tasks import ArithmeticTask, get_task
-from r1lab.tasks.arithmetic import caught_slip, has_self_check
+from r1lab.tasks.arithmetic import SELF_CHECK, caught_slip, has_self_check
 from r1lab.tasks.corpus import CorpusMix, documents
 from r1lab.tasks.judge import response_answer
 
@@ -88,7 +88,9 @@ def base_model_evaluation(model, tokenizer, items: int = 200, seed: int = 0) -> 
 
 def self_check_statistics(model, tokenizer, items: int, seed: int) -> dict:
     """Sampled worked solutions (T = 1) of held-out 4-6 digit sums: how often they check, how often a
-    check catches a slip, and the accuracy of checked against unchecked solutions."""
+    check catches a slip, the accuracy of checked against unchecked solutions, and how a check
+    fails: a missed slip (the result before the check was wrong, the check said right) or a
+    false alarm (the result was right, the check said wrong and redid the sum)."""
     held_out = ArithmeticTask(min_digits=4, max_digits=6).items(items, "test", seed + 2)
     prompts = [f"{it.question} {it.fields['a']}{it.fields['op']}{it.fields['b']}:" for it in held_out]
     generator = torch.Generator().manual_seed(seed)
@@ -97,6 +99,9 @@ def self_check_statistics(model, tokenizer, items: int, seed: int) -> dict:
     repeated = [it for it in held_out for _ in range(4)]
     right = [last_number(t) == it.answer for t, it in zip(texts, repeated)]
     checked = [has_self_check(t) for t in texts]
+    # the result a checked solution states before its check, and whether the check redid the sum
+    first_right = [last_number(SELF_CHECK.split(t)[0]) == it.answer for t, it in zip(texts, repeated)]
+    checks = [(first, caught_slip(t)) for t, first, c in zip(texts, first_right, checked) if c]
     return {
         "samples": len(texts),
         "check_rate": _share(checked),
@@ -104,6 +109,9 @@ def self_check_statistics(model, tokenizer, items: int, seed: int) -> dict:
         "accuracy_checked": _share(r for r, c in zip(right, checked) if c),
         "accuracy_unchecked": _share(r for r, c in zip(right, checked) if not c),
         "checked_samples": sum(checked),
+        "check_missed_slip_share": _share(not first and not redo for first, redo in checks),
+        "check_caught_slip_share": _share(not first and redo for first, redo in checks),
+        "check_false_alarm_share": _share(first and redo for first, redo in checks),
     }
 
 
