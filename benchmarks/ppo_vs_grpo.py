@@ -55,7 +55,7 @@ def run_grpo(args) -> dict:
 def run_ppo(args, epochs: int) -> dict:
     import resource
 
-    from r1lab.llm import rlhf
+    from r1lab.llm import rlhf, rlhf_models
     from r1lab.llm.rlhf_config import RLHFConfig
     from r1lab.pipelines.evaluate import EvalSettings, evaluate
     from r1lab.pipelines.r1_zero import R1ZeroConfig, default_rewards, training_items
@@ -76,7 +76,7 @@ def run_ppo(args, epochs: int) -> dict:
         state.setdefault("mb", trained_state_mb(models.policy, models.critic))
         return evaluate(models.policy, models.tokenizer, held_out, settings, task)
 
-    summary = rlhf.train_rlhf(config, args.run_dir, train, rlhf.rule_scorer(scorer(default_rewards(grpo_config))),
+    summary = rlhf.train_rlhf(config, args.run_dir, train, rlhf_models.rule_scorer(scorer(default_rewards(grpo_config))),
                               evaluator=evaluator, quiet=True, job="ppo-arithmetic")
     before, after = summary["evaluations"][0], summary["evaluations"][-1]
     return {"before": _table(before), "after": _table(after), "seconds_per_step_median": summary["seconds_per_step_median"],

@@ -28,7 +28,7 @@ from pathlib import Path
 def weak_reward_model(args, workdir: Path) -> tuple[Path, dict]:
     """`few`: the helpfulness pairs, only `--pairs` of them. `length`: pairs that prefer the longer of
     two answers, whatever they say (a good answer with a bad one appended, over the good one alone)."""
-    from r1lab.llm.reward_model import train_reward_model
+    from r1lab.llm.reward_model_training import train_reward_model
     from r1lab.llm.rlhf_config import RewardModelConfig
     from r1lab.tasks.general import preference_pairs
 

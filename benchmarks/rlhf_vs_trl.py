@@ -41,7 +41,7 @@ import torch
 
 
 def train_reward_model(workdir: Path, seed: int) -> Path:
-    from r1lab.llm.reward_model import train_reward_model as train
+    from r1lab.llm.reward_model_training import train_reward_model as train
     from r1lab.llm.rlhf_config import RewardModelConfig
 
     train(RewardModelConfig(data="helpful", steps=80, train_pairs=2000, seed=seed, checkpoint_every=10**6),
@@ -72,13 +72,13 @@ def r1lab_config(args, reward_model: Path):
 
 
 def run_r1lab(args, reward_model: Path, workdir: Path) -> tuple[dict, object]:
-    from r1lab.llm import rlhf
+    from r1lab.llm import rlhf, rlhf_models
     from r1lab.llm.loading import load_model, load_tokenizer
     from r1lab.llm.reward_model import load_reward_model
 
     config = r1lab_config(args, reward_model)
     items, _ = prompts(args, "train", 4000)
-    scorer = rlhf.reward_model_scorer(load_reward_model(reward_model), load_tokenizer("tiny"), normalize=False)
+    scorer = rlhf_models.reward_model_scorer(load_reward_model(reward_model), load_tokenizer("tiny"), normalize=False)
     rlhf.train_rlhf(config, workdir, items, scorer, quiet=True)
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     result = {"seconds_per_step_median": statistics.median(r["time/step"] for r in records),

@@ -52,7 +52,7 @@ def reward_model(
     overwrite: Overwrite = False, quiet: Quiet = False, print_only: PrintConfig = False, no_report: NoReport = False,
 ):
     """Train a reward model (a causal LM's trunk with a scalar head) on preference pairs, Bradley-Terry loss."""
-    from r1lab.llm.reward_model import train_reward_model
+    from r1lab.llm.reward_model_training import train_reward_model
 
     config = _config(RewardModelConfig, preset, sets, resume, data=data, eval_data=eval_data, model=model, steps=steps,
                      epochs=epochs, batch_size=batch_size, lr=lr, center_rewards_coef=center_rewards,

@@ -8,13 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from r1lab.cli import app
-from r1lab.llm.reward_model import (
-    check_reward_model,
-    load_reward_model,
-    read_preference_pairs,
-    sequence_scores,
-    train_reward_model,
-)
+from r1lab.llm.reward_model import check_reward_model, load_reward_model, sequence_scores
+from r1lab.llm.reward_model_training import read_preference_pairs, train_reward_model
 from r1lab.llm.rlhf_config import RewardModelConfig
 from r1lab.rewards.reward_model import reward_model_function, reward_model_reward
 
@@ -137,7 +132,7 @@ def test_summary_only_scores_the_part_after_the_reasoning(trained):
 
 
 def test_mismatched_pairs_reject_a_good_answer_to_another_request():
-    from r1lab.llm.reward_model import with_mismatched_pairs
+    from r1lab.llm.reward_model_training import with_mismatched_pairs
 
     pairs = read_preference_pairs("helpful", count=50)
     augmented = with_mismatched_pairs(pairs, 0.5, seed=0)

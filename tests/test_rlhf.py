@@ -7,12 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from r1lab.llm import rlhf
+from r1lab.llm import rlhf, rlhf_models
 from r1lab.llm.generation import SamplingSettings
 from r1lab.llm.grpo import PromptStream, trimmed
 from r1lab.llm.loading import load_model
 from r1lab.llm.logprobs import token_logprobs
-from r1lab.llm.reward_model import load_reward_model, sequence_scores, train_reward_model
+from r1lab.llm.reward_model import load_reward_model, sequence_scores
+from r1lab.llm.reward_model_training import train_reward_model
 from r1lab.llm.rlhf_config import RewardModelConfig, RLHFConfig
 from r1lab.rewards import reward_functions, scorer
 from r1lab.runs import ConfigError, load_config
@@ -45,7 +46,7 @@ def small(model_dir, reward_dir, **overrides) -> RLHFConfig:
 def run(config, run_dir, **kwargs):
     reward_model = load_reward_model(config.reward_model)
     items = get_task("chat").items(40)
-    return rlhf.train_rlhf(config, run_dir, items, rlhf.reward_model_scorer(reward_model, reward_model.tokenizer),
+    return rlhf.train_rlhf(config, run_dir, items, rlhf_models.reward_model_scorer(reward_model, reward_model.tokenizer),
                            quiet=True, **kwargs)
 
 
@@ -86,10 +87,10 @@ def test_resume_continues_a_killed_run_exactly(qwen2_dir, reward_dir, tmp_path):
 
 
 def rollout_of(config, models=None):
-    models = models or rlhf.build_models(config)
+    models = models or rlhf_models.build_models(config)
     reward_model = load_reward_model(config.reward_model)
     stream = PromptStream(get_task("chat").items(20), 0)
-    scorer = item_scorer(rlhf.reward_model_scorer(reward_model, models.tokenizer))
+    scorer = item_scorer(rlhf_models.reward_model_scorer(reward_model, models.tokenizer))
     pool = LocalSampler(models.policy, models.tokenizer, SamplingSettings(config.max_new_tokens),
                         torch.Generator().manual_seed(0), scorer)
     items, prompts, completions, scored, _ = rlhf.collect(models, stream, pool, config, version=0)
@@ -143,7 +144,7 @@ def test_a_shared_critic_reads_the_policys_own_hidden_states(qwen2_dir, reward_d
 
 def test_with_lora_the_reference_is_the_adapter_disabled_base(qwen2_dir, reward_dir):
     config = small(qwen2_dir, reward_dir, lora=replace(RLHFConfig().lora, rank=4))
-    models = rlhf.build_models(config)
+    models = rlhf_models.build_models(config)
     assert models.reference is None and models.memory_mb()["memory/reference_mb"] == 0
     with torch.no_grad():
         for name, parameter in models.policy.named_parameters():
@@ -169,7 +170,7 @@ def test_ziegler_control_moves_beta_between_steps(qwen2_dir, reward_dir, tmp_pat
 
 def test_ppo_with_a_rule_reward_needs_a_critic_from_the_policy(qwen2_dir, tmp_path):
     items = get_task("arithmetic").items(20)
-    rules = rlhf.rule_scorer(scorer(reward_functions(["format"])))
+    rules = rlhf_models.rule_scorer(scorer(reward_functions(["format"])))
     with pytest.raises(ConfigError, match="critic_init.*set critic_init=policy"):
         rlhf.train_rlhf(small(qwen2_dir, "", template="r1-zero"), tmp_path / "a", items, rules, quiet=True)
     summary = rlhf.train_rlhf(small(qwen2_dir, "", template="r1-zero", critic_init="policy", steps=2), tmp_path / "b",
@@ -215,7 +216,7 @@ def test_the_job_trains_its_reward_models_resumes_and_reports_before_and_after(t
 
 def test_without_a_kl_term_no_reference_model_is_built(qwen2_dir, reward_dir, tmp_path):
     config = small(qwen2_dir, reward_dir, beta=0.0, measure_kl=False, steps=1)
-    models = rlhf.build_models(config)
+    models = rlhf_models.build_models(config)
     assert models.reference is None and not models.with_reference
     run(config, tmp_path)
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
@@ -262,14 +263,14 @@ def test_critic_warm_up_steps_move_the_critic_only(qwen2_dir, reward_dir, tmp_pa
 def test_bf16_compute_keeps_fp32_weights_for_the_trained_models(qwen2_dir, reward_dir, tmp_path):
     # lr ~0: the ratios then show only how far pi_old (the no-grad forward) is from the training forward
     config = small(qwen2_dir, reward_dir, dtype="bfloat16", steps=1, lr=1e-8)
-    models = rlhf.build_models(config)
+    models = rlhf_models.build_models(config)
     assert next(models.policy.parameters()).dtype == torch.float32
     assert next(models.critic.parameters()).dtype == torch.float32
     assert next(models.reference.parameters()).dtype == torch.bfloat16
     assert next(load_reward_model(reward_dir, dtype="bfloat16").model.parameters()).dtype == torch.bfloat16
     reward_model = load_reward_model(reward_dir, dtype="bfloat16")
     summary = rlhf.train_rlhf(config, tmp_path, get_task("chat").items(20),
-                              rlhf.reward_model_scorer(reward_model, reward_model.tokenizer), quiet=True)
+                              rlhf_models.reward_model_scorer(reward_model, reward_model.tokenizer), quiet=True)
     record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert summary["steps"] == 1 and all(isinstance(record[k], float) for k in ("value_loss", "kl", "rm_score"))
     assert record["ratio_mean"] == pytest.approx(1.0, abs=0.01)
@@ -287,7 +288,7 @@ def test_a_reward_model_of_another_tokenizer_reads_the_decoded_texts(reward_dir)
     from r1lab.llm.generation import generate
 
     completions = generate(tiny.policy, tiny.tokenizer, prompts, SamplingSettings(8), torch.Generator().manual_seed(0))
-    scores, metrics = rlhf.reward_model_scorer(reward_model, tiny.tokenizer)(items, prompts, completions)
+    scores, metrics = rlhf_models.reward_model_scorer(reward_model, tiny.tokenizer)(items, prompts, completions)
     expected = reward_model.normalize(reward_model.score_texts(prompts, completions.texts))
     torch.testing.assert_close(scores, expected)
     (name, value), = metrics.items()

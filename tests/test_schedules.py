@@ -1,4 +1,4 @@
-"""The learning-rate schedule shared by pretraining, SFT and GRPO, against hand-worked values."""
+"""The learning-rate schedule shared by pretraining, SFT and GRPO, against hand-worked values; the shuffled batches of SFT and reward models."""
 
 import math
 
@@ -25,3 +25,17 @@ def test_linear_and_constant_shapes_and_a_clear_error_for_others():
     assert warmup_then_decay(5, 10, shape="constant") == 1.0
     with pytest.raises(ValueError, match="unknown schedule shape 'step'"):
         warmup_then_decay(5, 10, shape="step")
+
+
+def test_shuffled_batches_cover_every_row_once_per_pass_and_resume_exactly():
+    from r1lab.runs import ShuffledBatches
+
+    rows = list(range(10))
+    batches = ShuffledBatches(rows, batch_size=3, seed=7)
+    first_pass = [row for batch in batches.take(3) for row in batch]
+    assert len(first_pass) == 9 and len(set(first_pass)) == 9  # no row twice; one waits for the next pass
+    saved = batches.state_dict()
+    straight = batches.take(5)
+    resumed = ShuffledBatches(rows, batch_size=3, seed=0)  # another seed: the state decides
+    resumed.load_state_dict(saved)
+    assert resumed.take(5) == straight

@@ -24,6 +24,7 @@ from r1lab.llm.prompts import apply_template, encode_texts, jsonl_rows
 from r1lab.llm.sft_config import SFTConfig
 from r1lab.runs import (
     ProgressBar,
+    ShuffledBatches,
     rng_state,
     seed_everything,
     set_rng_state,
@@ -177,16 +178,15 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                   weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_then_decay(s, steps, config.warmup_steps))
-    order_rng = random.Random(config.seed + 1)
-    order, cursor, start_step = list(range(len(train))), 0, 0
-    order_rng.shuffle(order)
+    batches = ShuffledBatches(train, config.batch_size, config.seed + 1)
+    start_step = 0
     if resume:
         state = run.load_checkpoint()
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
-        order, cursor, start_step = state["order"], state["cursor"], state["step"]
-        order_rng.setstate(state["order_rng"])
+        batches.load_state_dict(state)
+        start_step = state["step"]
         set_rng_state(state["rng"])
         eval_loss_first = state["eval_loss_first"]  # the untrained model's, not the resumed one's
     else:
@@ -200,13 +200,7 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
         bar.advance(start_step)
         for step in range(start_step + 1, steps + 1):
             started = time.perf_counter()
-            micro_batches = []
-            for _ in range(config.grad_accumulation):
-                if cursor + config.batch_size > len(order):
-                    order_rng.shuffle(order)
-                    cursor = 0
-                micro_batches.append([train[i] for i in order[cursor : cursor + config.batch_size]])
-                cursor += config.batch_size
+            micro_batches = batches.take(config.grad_accumulation)
             loss_value, total_tokens = accumulate_gradients(model, micro_batches, tokenizer.pad_token_id, device)
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
             optimizer.step()
@@ -221,8 +215,8 @@ def train_sft(config: SFTConfig, run_dir: Path, resume: bool = False, quiet: boo
             bar.advance(1, info=f"loss {loss_value:.3f}")
             if run.checkpoint_due(step) or step == stop_after:
                 run.save_checkpoint(step, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                           "schedule": schedule.state_dict(), "order": order, "cursor": cursor,
-                                           "order_rng": order_rng.getstate(), "rng": rng_state(), "step": step,
+                                           "schedule": schedule.state_dict(), **batches.state_dict(),
+                                           "rng": rng_state(), "step": step,
                                            "eval_loss_first": eval_loss_first})
             if step == stop_after:
                 run.close()

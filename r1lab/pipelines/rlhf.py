@@ -84,7 +84,7 @@ def train_needed_reward_models(config: RLHFJobConfig, run_dir: Path, quiet: bool
     are reused (so `--resume`, whose config.yaml records no reward model, finds them again)."""
     if config.reward_model:
         return config, {}
-    from r1lab.llm.reward_model import train_reward_model
+    from r1lab.llm.reward_model_training import train_reward_model
 
     settings = config.reward_model_training
     summaries = {}
@@ -198,7 +198,7 @@ def job_scorer(config: RLHFJobConfig):
     """The job's reward models as one scorer: the helpful one, and the harmless one for harmful requests."""
     from r1lab.llm.loading import load_tokenizer
     from r1lab.llm.reward_model import load_reward_model
-    from r1lab.llm.rlhf import reward_model_scorer
+    from r1lab.llm.rlhf_models import reward_model_scorer
 
     primary = load_reward_model(config.reward_model, device=config.device, dtype=config.dtype)
     safety = (load_reward_model(config.safety_reward_model, device=config.device, dtype=config.dtype)

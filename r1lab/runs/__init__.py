@@ -8,6 +8,7 @@ here without paying for torch: the CLI builds its help from the config classes, 
 import importlib
 
 _HOMES = {
+    "ShuffledBatches": "batches",
     "ConfigError": "config", "build": "config", "load_config": "config", "parse_overrides": "config",
     "read_preset": "config", "require": "config", "to_dict": "config",
     "RunInterrupted": "interrupt", "stop_on_signals": "interrupt", "stop_requested": "interrupt",

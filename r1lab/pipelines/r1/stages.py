@@ -82,7 +82,7 @@ def r1_zero(config, directory: Path, resume: bool, quiet: bool) -> dict:
 
 def reward_models(config, directory: Path, resume: bool, quiet: bool) -> dict:
     """The helpful and harmless reward models, trained on the tiny world's preference pairs."""
-    from r1lab.llm.reward_model import train_reward_model
+    from r1lab.llm.reward_model_training import train_reward_model
     from r1lab.llm.rlhf_config import RewardModelConfig
 
     summaries = {}
