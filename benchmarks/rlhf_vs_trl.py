@@ -66,7 +66,8 @@ def r1lab_config(args, reward_model: Path):
                       prompts_per_step=args.prompts, max_new_tokens=args.max_new_tokens, temperature=1.0,
                       normalize_reward=False, missing_eos_penalty=1.0, beta=args.beta, kl_estimator="k1",
                       gamma=1.0, lam=0.95, steps=args.steps, ppo_epochs=4, num_minibatches=1,
-                      micro_batch_size=args.micro_batch, clip_ratio=0.2, clip_value=0.2, vf_coef=0.1, lr=args.lr,
+                      micro_batch_size=args.micro_batch, padding_free=args.padding_free, clip_ratio=0.2,
+                      clip_value=0.2, vf_coef=0.1, lr=args.lr,
                       lr_schedule="constant", max_grad_norm=1e9, seed=args.seed, log_samples_every=0,
                       checkpoint_every=10**6, checkpoint_minutes=10**6, save_model=True)
 
@@ -177,6 +178,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=0.05)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--padding-free", action=argparse.BooleanOptionalAction, default=True,
+                        help="r1lab packs each micro-batch's real tokens (the same numbers; TRL computes the padding)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--reward-model", type=Path, default=None)
     parser.add_argument("--trl-first", action="store_true", help="run TRL before r1lab")
@@ -197,7 +200,7 @@ def main() -> None:
     json.dump({
         "settings": {"steps": args.steps, "prompts_per_step": args.prompts, "max_new_tokens": args.max_new_tokens,
                      "micro_batch": args.micro_batch, "beta": args.beta, "lr": args.lr, "threads": args.threads,
-                     "torch": torch.__version__, "order": "trl first" if args.trl_first else "r1lab first"},
+                     "padding_free": args.padding_free, "torch": torch.__version__, "order": "trl first" if args.trl_first else "r1lab first"},
         "r1lab": ours, "trl": theirs,
         "step_speedup": theirs["seconds_per_step_median"] / ours["seconds_per_step_median"],
         "score_last_quarter": {"r1lab": statistics.mean(ours["score_curve"][-window:]),

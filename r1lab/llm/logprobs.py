@@ -23,6 +23,7 @@ import torch
 
 from r1lab.core import categorical_entropy
 from r1lab.llm.decoding import cache_argument
+from r1lab.llm.packing import pack, packed_states
 from r1lab.llm.precision import autocast
 
 
@@ -42,20 +43,27 @@ def token_logprobs(
     chunk_size: int | None = None,
     with_entropy: bool = False,
     share_prompts: bool = True,
+    padding_free: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """log softmax(logits / T) at each completion token, (B, T), zero where the mask is 0.
 
     Differentiable when called with gradients enabled; `with_entropy` also returns the entropy
     of softmax(logits / T) at each completion position (B, T), computed without gradient. The
     forward runs in the model's compute dtype (autocast over fp32 weights); the log-softmax in fp32.
+    `padding_free` packs the rows' real tokens end to end (`r1lab.llm.packing`): the same numbers
+    without computing the padding.
     """
     chunk_size = chunk_size or prompt_ids.shape[0]
     logprob_chunks, entropy_chunks = [], []
     for start in range(0, prompt_ids.shape[0], chunk_size):
         rows = slice(start, start + chunk_size)
         with autocast(model):
-            logits = completion_logits(model, prompt_ids[rows], prompt_mask[rows], completion_ids[rows],
-                                       completion_mask[rows], share_prompts)
+            if padding_free:
+                logits = packed_completion_logits(model, prompt_ids[rows], prompt_mask[rows], completion_ids[rows],
+                                                  completion_mask[rows])
+            else:
+                logits = completion_logits(model, prompt_ids[rows], prompt_mask[rows], completion_ids[rows],
+                                           completion_mask[rows], share_prompts)
         logits = logits.float()
         if temperature != 1.0:
             logits = logits / temperature
@@ -91,6 +99,14 @@ def completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion
     rest = model(input_ids=completion_ids, attention_mask=attention_mask, position_ids=positions[:, prompt_width:],
                  use_cache=True, **{cache_argument(model): cache})
     return torch.cat([prefix.logits[copy_of], rest.logits[:, :-1]], dim=1)
+
+
+def packed_completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask):
+    """`completion_logits` from one padding-free forward of the rows' real tokens (B, T, vocab).
+    The LM head sees the states at P - 1 ... P + T - 1, as in the plain path (`logits_to_keep =
+    T + 1`), so a hook on it (the shared critic's `HeadRecorder`) records the same tensors."""
+    states = packed_states(model.get_decoder(), pack(prompt_ids, prompt_mask, completion_ids, completion_mask))
+    return model.get_output_embeddings()(states)[:, :-1]
 
 
 def _takes_cache(model) -> bool:

@@ -31,6 +31,7 @@ from r1lab.llm.loading import (
     resolve_model_path,
 )
 from r1lab.llm.logprobs import sequence_positions
+from r1lab.llm.packing import pack, packed_states
 from r1lab.llm.precision import autocast, set_compute_dtype
 from r1lab.llm.prompts import encode_texts
 
@@ -78,17 +79,22 @@ def hidden_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) 
                             position_ids=sequence_positions(attention_mask), use_cache=False).last_hidden_state
 
 
-def completion_states(model, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
+def completion_states(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                      padding_free: bool = False) -> torch.Tensor:
     """The trunk's hidden states (B, T + 1, H) at positions P - 1 ... P + T - 1 of left-padded prompts
     (B, P) followed by right-padded completions (B, T): state t is the one that predicts completion
     token t (a critic's V_t), and state len_b is row b's last token (a reward model's score).
 
     When rows repeat a prompt (samples_per_prompt > 1), each distinct prompt runs once and its keys
     and values are indexed out to its rows, as `r1lab.llm.logprobs.token_logprobs` does; gradients
-    flow back through the indexing, so numbers and gradient are those of the plain forward."""
+    flow back through the indexing, so numbers and gradient are those of the plain forward.
+    `padding_free` packs the rows' real tokens end to end instead (`r1lab.llm.packing`)."""
     from r1lab.llm.decoding import cache_argument
 
     body = trunk(model)
+    if padding_free:
+        with autocast(model):
+            return packed_states(body, pack(prompt_ids, prompt_mask, completion_ids, completion_mask))
     attention_mask = torch.cat([prompt_mask, completion_mask.to(prompt_mask.dtype)], 1)
     positions = sequence_positions(attention_mask)
     prompt_width = prompt_ids.shape[1]

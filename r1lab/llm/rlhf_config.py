@@ -109,6 +109,7 @@ class RLHFConfig:
     ppo_epochs: int = 4
     num_minibatches: int = 1  # optimiser steps per epoch; the batch's micro-batches are shuffled into them
     micro_batch_size: int = 64  # rows per forward/backward; a minibatch accumulates its micro-batches
+    padding_free: bool = True  # pack each micro-batch's real tokens end to end: the same numbers, no padding computed
     clip_ratio: float = 0.2  # the policy's clip range [1 - eps, 1 + eps]
     clip_value: float | None = 0.2  # the value loss's clip range around the rollout's values; None: unclipped
     vf_coef: float = 0.1

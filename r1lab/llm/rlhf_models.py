@@ -44,6 +44,7 @@ class Models:
     device: torch.device
     recorder: HeadRecorder | None = None
     with_reference: bool = True  # False: beta = 0 and measure_kl off, so no reference forward at all
+    padding_free: bool = False  # the training forwards pack the rows' real tokens (`r1lab.llm.packing`)
 
     @property
     def lora(self) -> bool:
@@ -69,10 +70,10 @@ class Models:
             raise ValueError("this run has no reference model (beta = 0 and measure_kl is false)")
         if self.reference is not None:
             return token_logprobs(self.reference, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                  temperature=temperature)[0]
+                                  temperature=temperature, padding_free=self.padding_free)[0]
         with self.policy.disable_adapter():
             return token_logprobs(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                  temperature=temperature)[0]
+                                  temperature=temperature, padding_free=self.padding_free)[0]
 
     def actor_forward(self, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float,
                       with_entropy: bool = True, entropy_grad: bool = False, value_grad: bool = True):
@@ -81,13 +82,14 @@ class Models:
         same forward (`value_grad=False` keeps the value loss out of the trunk: the critic's warm-up)."""
         if self.value_head is None and not entropy_grad:
             logprobs, entropy = token_logprobs(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                                               temperature=temperature, with_entropy=with_entropy)
+                                               temperature=temperature, with_entropy=with_entropy,
+                                               padding_free=self.padding_free)
             return logprobs, entropy, None
         with self.recorder.recording():
             # one forward over whole rows, so the head sees each row's states in one call
             logprobs, entropy = token_logprobs(self.policy, prompt_ids, prompt_mask, completion_ids, completion_mask,
                                                temperature=temperature, with_entropy=with_entropy and not entropy_grad,
-                                               share_prompts=False)
+                                               share_prompts=False, padding_free=self.padding_free)
         (head_inputs,), (head_outputs,) = self.recorder.inputs, self.recorder.outputs
         if entropy_grad:
             entropy = categorical_entropy(head_outputs[:, :-1].float() / temperature) * completion_mask
@@ -98,7 +100,7 @@ class Models:
         return logprobs, entropy, values
 
     def values(self, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
-        return critic_values(self.critic, prompt_ids, prompt_mask, completion_ids, completion_mask)
+        return critic_values(self.critic, prompt_ids, prompt_mask, completion_ids, completion_mask, self.padding_free)
 
 
 def disable_dropout(model) -> None:
@@ -135,7 +137,7 @@ def build_models(config: RLHFConfig) -> Models:
     if value_head is not None or config.ent_coef > 0:
         recorder = HeadRecorder(policy)
     return Models(policy, loaded.tokenizer, loaded.reference, critic, value_head, loaded.device, recorder,
-                  with_reference)
+                  with_reference, config.padding_free)
 
 
 def _is_reward_model(path: str) -> bool:

@@ -89,11 +89,13 @@ def normalize_head(model, mean: float, std: float) -> None:
     setattr(inner, "score" if getattr(inner, "score", None) is head else "classifier", normalized)
 
 
-def critic_values(critic, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
+def critic_values(critic, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                  padding_free: bool = False) -> torch.Tensor:
     """V_t (B, T) fp32 of a separate critic for left-padded prompts and right-padded completions;
     0 on padding. Differentiable when called with gradients enabled; rows that repeat a prompt
-    share its forward."""
-    states = completion_states(critic, prompt_ids, prompt_mask, completion_ids, completion_mask)[:, :-1]
+    share its forward (or, `padding_free`, the rows' real tokens run packed)."""
+    states = completion_states(critic, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                               padding_free)[:, :-1]
     return float32_head(score_head(critic), states).squeeze(-1) * completion_mask
 
 
