@@ -79,7 +79,8 @@ def run_r1lab(args, reward_model: Path, workdir: Path) -> tuple[dict, object]:
 
     config = r1lab_config(args, reward_model)
     items, _ = prompts(args, "train", 4000)
-    scorer = rlhf_models.reward_model_scorer(load_reward_model(reward_model), load_tokenizer("tiny"), normalize=False)
+    scorer = rlhf_models.reward_model_scorer(load_reward_model(reward_model), load_tokenizer("tiny"), normalize=False,
+                                             padding_free=args.padding_free)
     rlhf.train_rlhf(config, workdir, items, scorer, quiet=True)
     records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     result = {"seconds_per_step_median": statistics.median(r["time/step"] for r in records),

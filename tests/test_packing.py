@@ -81,3 +81,14 @@ def test_padding_free_critic_values_equal_the_padded_forward():
     expected = _gradients(critic, critic_values(critic, *batch).pow(2).sum())
     got = _gradients(critic, critic_values(critic, *batch, padding_free=True).pow(2).sum())
     assert len(expected) == len(got) and _close(expected, got)
+
+
+def test_padding_free_reward_scores_equal_the_padded_forward(tmp_path):
+    from r1lab.llm.reward_model import RewardModel, new_reward_model
+
+    model, tokenizer, _ = new_reward_model("tiny")
+    model.eval()
+    reward_model = RewardModel(model, tokenizer, 0.0, 1.0, "tiny")
+    batch = _batch(seed=2)
+    assert torch.allclose(reward_model.score_tokens(*batch), reward_model.score_tokens(*batch, padding_free=True),
+                          atol=1e-5)

@@ -151,12 +151,13 @@ class RewardModel:
         return (raw - self.mean) / self.std
 
     @torch.no_grad()
-    def score_tokens(self, prompt_ids, prompt_mask, completion_ids, completion_mask) -> torch.Tensor:
+    def score_tokens(self, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                     padding_free: bool = False) -> torch.Tensor:
         """Raw scores (B,) of left-padded prompts and right-padded completions given as token ids of
         this model's own tokenizer (the policy's, in RLHF): no decoding, no re-tokenising."""
         device = self.model.device
         states = completion_states(self.model, prompt_ids.to(device), prompt_mask.to(device), completion_ids.to(device),
-                                   completion_mask.to(device))
+                                   completion_mask.to(device), padding_free)
         last = states[torch.arange(states.shape[0], device=device), completion_mask.to(device).long().sum(1)]
         return float32_head(score_head(self.model), last).squeeze(-1)
 

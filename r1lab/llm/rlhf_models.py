@@ -149,12 +149,13 @@ def _is_reward_model(path: str) -> bool:
 
 
 def reward_model_scorer(reward_model: RewardModel, policy_tokenizer, *, safety: RewardModel | None = None,
-                        safety_field: str = "harmful", normalize: bool = True, batch_size: int = 64) -> Scorer:
+                        safety_field: str = "harmful", normalize: bool = True, batch_size: int = 64,
+                        padding_free: bool = False) -> Scorer:
     """Scores from a reward model, normalised with its saved mean and std. With `safety`, prompts
     whose item field `safety_field` is true go to it instead (Llama 2's safety / helpfulness
     split): each model only judges the requests it was trained on, and normalisation puts both
     on one scale. A reward model of the policy's tokenizer reads the sampled token ids as they
-    are; another one reads the decoded texts."""
+    are (packed end to end with `padding_free`); another one reads the decoded texts."""
     models = [reward_model] + ([safety] if safety is not None else [])
     # (metric name, model, scores the safety prompts, reads the policy's token ids as they are)
     routes = [("rm_score/" + _name(model), model, model is safety, model.same_tokenizer(policy_tokenizer))
@@ -167,7 +168,7 @@ def reward_model_scorer(reward_model: RewardModel, policy_tokenizer, *, safety: 
             rows = (goes_to_safety == is_safety).nonzero().squeeze(1)
             if rows.numel() == 0:
                 continue
-            raw = torch.cat([_score_rows(model, reads_ids, prompts, completions, chunk)
+            raw = torch.cat([_score_rows(model, reads_ids, prompts, completions, chunk, padding_free)
                              for chunk in rows.split(batch_size)])
             values = model.normalize(raw) if normalize else raw
             scores[rows] = values.float().cpu()
@@ -182,9 +183,10 @@ def _name(model: RewardModel) -> str:
     return parts[-2] if len(parts) > 1 and parts[-1] == "model" else (parts[-1] if parts else "reward_model")
 
 
-def _score_rows(model: RewardModel, reads_ids: bool, prompts, completions: Completions, rows) -> torch.Tensor:
+def _score_rows(model: RewardModel, reads_ids: bool, prompts, completions: Completions, rows,
+                padding_free: bool) -> torch.Tensor:
     if reads_ids:
-        return model.score_tokens(*trimmed(completions, rows)[:4])
+        return model.score_tokens(*trimmed(completions, rows)[:4], padding_free=padding_free)
     return model.score_texts([prompts[i] for i in rows.tolist()], [completions.texts[i] for i in rows.tolist()])
 
 

@@ -204,7 +204,8 @@ def job_scorer(config: RLHFJobConfig):
     safety = (load_reward_model(config.safety_reward_model, device=config.device, dtype=config.dtype)
               if config.safety_reward_model else None)
     score = reward_model_scorer(primary, load_tokenizer(config.model), safety=safety, safety_field=config.safety_field,
-                                normalize=config.normalize_reward, batch_size=config.micro_batch_size)
+                                normalize=config.normalize_reward, batch_size=config.micro_batch_size,
+                                padding_free=config.padding_free)
     score.reward_memory_mb = primary.memory_mb() + (safety.memory_mb() if safety is not None else 0.0)
     return score
 
