@@ -92,3 +92,15 @@ def test_padding_free_reward_scores_equal_the_padded_forward(tmp_path):
     batch = _batch(seed=2)
     assert torch.allclose(reward_model.score_tokens(*batch), reward_model.score_tokens(*batch, padding_free=True),
                           atol=1e-5)
+
+
+@pytest.mark.parametrize("fixture", ["qwen2_dir", "gpt2_dir"])
+def test_padding_free_log_probs_hold_for_other_architectures(fixture, request):
+    model = load_model(str(request.getfixturevalue(fixture))).policy
+    model.eval()
+    prompt_ids, prompt_mask, completion_ids, completion_mask = _batch(seed=3)
+    vocab = model.get_input_embeddings().num_embeddings
+    batch = (prompt_ids % vocab, prompt_mask, completion_ids % vocab, completion_mask)
+    plain, _ = token_logprobs(model, *batch)
+    packed, _ = token_logprobs(model, *batch, padding_free=True)
+    assert torch.allclose(plain, packed, atol=1e-5)
