@@ -14,13 +14,12 @@ use it unchanged. Each `collect` is one iteration of the learner:
 
 from __future__ import annotations
 
-import pickle
 import time
 from typing import Any
 
 from r1lab.policy_gradient.rollout import RECENT_EPISODES, ObservationEncoder, Rollout, check_spaces, make_env
 from r1lab.runs import ConfigError
-from r1lab.scale.ray_workers import INLINE_BYTES, WorkerGroup, connect
+from r1lab.scale.ray_workers import WorkerGroup, connect
 from r1lab.scale.rollout_worker import RolloutWorker, merge_rollouts, merge_stats, rollout_tensors
 
 
@@ -48,7 +47,6 @@ class RayRolloutCollector:
         self.obs_stats = self._initial_stats("obs_normalizer") if config.normalize_obs else None
         self.reward_stats = self._initial_stats("reward_normalizer") if config.normalize_reward else None
         self.version = -1  # the learner's updates so far, when the weights were last sent
-        self.inline_weights: bool | None = None  # decided at the first broadcast: the size never changes
         self.recent_returns: deque[float] = deque(maxlen=RECENT_EPISODES)
         self.recent_lengths: deque[int] = deque(maxlen=RECENT_EPISODES)
         self.episodes = 0
@@ -74,10 +72,8 @@ class RayRolloutCollector:
         each worker samples actions from its own Generator."""
         started = time.perf_counter()
         self.version += 1
-        weights = {"policy": policy, "obs_stats": self.obs_stats, "reward_stats": self.reward_stats}
-        if self.inline_weights is None:
-            self.inline_weights = len(pickle.dumps(weights)) < INLINE_BYTES
-        self.workers.broadcast(weights, self.version, inline=self.inline_weights)
+        self.workers.broadcast({"policy": policy, "obs_stats": self.obs_stats, "reward_stats": self.reward_stats},
+                               self.version)
         synced = time.perf_counter()
         shards = self.workers.sample([self.version] * len(self.workers), self.version, method="sample_arrays")
         sampled = time.perf_counter()

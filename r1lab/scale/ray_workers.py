@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import time
 from typing import Any
 
@@ -55,9 +56,10 @@ def connect(settings) -> float:
 class WorkerGroup:
     """N actors of one worker class, called together; results come back in worker order.
 
-    `broadcast(state, version)` puts the state in the object store once; `sample(requests,
-    version)` asks each worker for its share, handing the workers that do not hold them yet the
-    same reference to those weights, and checks that each shard was sampled with `version`."""
+    `broadcast(state, version)` puts the state in the object store once (or keeps it to pass by
+    value when small); `sample(requests, version)` asks each worker for its share, handing the
+    workers that do not hold them yet those weights, and checks that each shard was sampled
+    with `version`."""
 
     def __init__(self, worker_class, arguments: list[tuple], settings, *, num_gpus: float = 0.0):
         actor = ray.remote(worker_class).options(num_cpus=settings.cpus_per_worker, num_gpus=num_gpus,
@@ -67,21 +69,25 @@ class WorkerGroup:
         self.states: list[Any] = ray.get([a.state.remote() for a in self.actors])  # each worker's next start
         self.weights: tuple[Any, int] | None = None  # the latest broadcast: (reference or value, version)
         self.holds: list[int | None] = [None] * len(self.actors)  # the weights version sent to each worker
+        self.inline: bool | None = None  # weights passed by value (small) or by reference; set by broadcast
         self.redone = 0  # shares redone after a worker died, over the run
 
     def __len__(self) -> int:
         return len(self.actors)
 
-    def broadcast(self, state: Any, version: int, inline: bool = False) -> None:
+    def broadcast(self, state: Any, version: int) -> None:
         """Every worker takes `state` as weights `version`: put in the object store once (`ray.put`)
-        and handed to every worker by reference, or with `inline` passed by value inside each call
-        (for weights of a few KB, an MLP policy's: a reference to a small object costs the worker
-        one more round trip to the driver to fetch it, measured at 1-2 ms a call here).
+        and handed to every worker by reference, or, when they pickle to less than Ray's inline
+        limit (an MLP policy's few KB), passed by value inside each call: a reference to a small
+        object costs the worker one more round trip to the driver to fetch it, measured at 1-2 ms
+        a call here. The size is measured at the first broadcast; a run's weights keep it.
 
         The weights travel with each worker's next `sample` call (`Worker.sample_with_weights`),
         not in a call of their own: one actor call fewer per worker and step. The version each
         shard carries back is the proof that it was sampled with them, checked in `sample`."""
-        self.weights = (state if inline else ray.put(state), version)
+        if self.inline is None:
+            self.inline = len(pickle.dumps(state)) < INLINE_BYTES
+        self.weights = (state if self.inline else ray.put(state), version)
 
     def _call(self, worker: int, method: str, request: Any):
         """Submit worker `worker`'s share; with the current weights when it does not hold them yet."""
