@@ -1,5 +1,6 @@
 """Self-checking worked solutions: a check by the inverse operation, a slip it catches, the redo."""
 
+import itertools
 import random
 
 import pytest
@@ -82,3 +83,33 @@ def test_render_solution_gives_the_item_in_either_language_checked_or_not():
 def test_a_question_is_asked_in_english_or_chinese_only(language):
     with pytest.raises(ValueError, match="'en' or 'zh'"):
         ArithmeticTask().item(1, "+", 2, language=language)
+
+
+def test_the_wanted_first_check_writes_the_operands_digit_before_computing_its_own():
+    assert worked_solution(347, "+", 85, check=True, check_form="wanted_first").endswith(
+        "Check: 432-85 vs 347: want 7, 12-5-0=7 same; 43-8 vs 34: want 4, 13-8-1=4 same; 4-0 vs 3: want 3, 4-0-1=3 same; "
+        "right, so 347+85=432.")
+    text = worked_solution(347, "+", 85, check=True, slip=Slip(step=1, delta=-1), check_form="wanted_first")
+    assert "42-8 vs 34: want 4, 12-8-1=3 differ; wrong. Wait, redo: 347+85: 7+5+0=12" in text
+    assert text.endswith("So 347+85=432.") and caught_slip(text)
+    zh = worked_solution(347, "+", 85, "zh", check=True, slip=Slip(step=1, delta=-1), check_form="wanted_first")
+    assert "验算：422-85对347：应为7，12-5-0=7相同；42-8对34：应为4，12-8-1=3不同；错误。等等，重做：" in zh
+
+
+def test_the_check_form_changes_only_the_checks_text():
+    from r1lab.tasks.corpus import CorpusMix, documents
+
+    default = list(itertools.islice(documents(3), 400))
+    wanted = list(itertools.islice(documents(3, CorpusMix(check_form="wanted_first")), 400))
+    assert [kind for kind, _ in default] == [kind for kind, _ in wanted]
+    differing = [(d, w) for (_, d), (_, w) in zip(default, wanted) if d != w]
+    assert differing and all(has_self_check(d) and has_self_check(w) for d, w in differing)
+
+
+def test_an_unknown_check_form_is_one_clear_error():
+    from r1lab.tasks.corpus import CorpusMix
+
+    with pytest.raises(ValueError, match="check_form must be one of computed_first, wanted_first, got 'backwards'"):
+        worked_solution(347, "+", 85, check=True, check_form="backwards")
+    with pytest.raises(ValueError, match="corpus: check_form"):
+        CorpusMix(check_form="backwards")

@@ -13,16 +13,24 @@ depends on every carry: that gap is what lets RL discover that thinking pays.
 
 A checked solution states its result, then verifies it by the inverse operation in the same
 column form, one digit at a time, setting each digit it computes beside the first operand's
-digit; at the first digit that differs it says so and redoes the sum (the seed's "aha moment"):
+digit; at the first digit that differs it says so and redoes the sum (the seed's "aha moment").
+Two forms of the check step (`CHECK_FORMS`); the bundled base model learnt the first:
 
+    computed_first:
     347+85: ... 432. So 347+85=432. Check: 432-85 vs 347: 12-5-0=7, 7 vs 7 same; 43-8 vs 34: 13-8-1=4,
         4 vs 4 same; 4-0 vs 3: 4-0-1=3, 3 vs 3 same; right, so 347+85=432.
     347+85: ... 422. So 347+85=422. Check: 422-85 vs 347: 12-5-0=7, 7 vs 7 same; 42-8 vs 34: 12-8-1=3,
         3 vs 4 differ; wrong. Wait, redo: 347+85: ... 432. So 347+85=432.
+    wanted_first:
+    347+85: ... 422. So 347+85=422. Check: 422-85 vs 347: want 7, 12-5-0=7 same; 42-8 vs 34: want 4,
+        12-8-1=3 differ; wrong. Wait, redo: 347+85: ... 432. So 347+85=432.
 
-Every comparison is of two digits written side by side and says at once whether they are the
+Every comparison is of two digits written close together and says at once whether they are the
 same, and the operand it checks against is restated step by step like the others, so a small
-model never has to compare numbers far apart.
+model never has to compare numbers far apart. In `computed_first` the wanted digit comes after
+the computed one, which it equals in almost every step, so a model can learn to copy it from
+there and compare a digit with itself; in `wanted_first` it is written first, so it can only be
+read from the operand.
 The solution always ends on its answer, so the last number of a solution is its answer.
 """
 
@@ -40,14 +48,15 @@ QUESTION_FORMS = {
 }
 # the words of a solution, by language; "mixed" writes English sentences with Chinese step words
 PHRASES = {
-    "en": {"head": ": ", "sep": "; ", "gives": ", ", "end": ".", "so": " So ", "check": " Check: ", "vs": " vs ",
+    "en": {"head": ": ", "sep": "; ", "gives": ", ", "end": ".", "so": " So ", "check": " Check: ", "vs": " vs ", "want": "want ",
            "same": " same", "differ": " differ", "right": "; right, so ", "wrong": "; wrong.", "redo": " Wait, redo: "},
-    "zh": {"head": "：", "sep": "；", "gives": "，得", "end": "。", "so": "所以", "check": "验算：", "vs": "对",
+    "zh": {"head": "：", "sep": "；", "gives": "，得", "end": "。", "so": "所以", "check": "验算：", "vs": "对", "want": "应为",
            "same": "相同", "differ": "不同", "right": "；正确，所以", "wrong": "；错误。", "redo": "等等，重做："},
-    "mixed": {"head": ": ", "sep": "; ", "gives": ", 得", "end": ".", "so": " So ", "check": " Check: ", "vs": " vs ",
+    "mixed": {"head": ": ", "sep": "; ", "gives": ", 得", "end": ".", "so": " So ", "check": " Check: ", "vs": " vs ", "want": "want ",
               "same": " same", "differ": " differ", "right": "; right, so ", "wrong": "; wrong.",
               "redo": " Wait, redo: "},
 }
+CHECK_FORMS = ("computed_first", "wanted_first")  # what a check step writes first (see the module docstring)
 SELF_CHECK = re.compile(r"Check:|验算[:：]")
 REDO = re.compile(r"Wait, redo|等等，重做")
 
@@ -138,14 +147,17 @@ class ArithmeticTask:
 
 
 def worked_solution(a: int, op: str, b: int, language: Language = "en", check: bool = False,
-                    slip: Slip | None = None) -> str:
+                    slip: Slip | None = None, check_form: str = "computed_first") -> str:
     """The digit-by-digit solution of `a op b` (see the module docstring), in `language`.
 
-    `check` verifies the result by the inverse operation before concluding. `slip` puts one
-    mistake into the first attempt (see `Slip`): without a check the solution ends on the wrong
-    result; with one, the check catches it and the solution redoes the sum correctly. A slip that
-    would make the computation leave the non-negative integers is ignored.
+    `check` verifies the result by the inverse operation before concluding, each step in
+    `check_form`. `slip` puts one mistake into the first attempt (see `Slip`): without a check
+    the solution ends on the wrong result; with one, the check catches it and the solution redoes
+    the sum correctly. A slip that would make the computation leave the non-negative integers is
+    ignored.
     """
+    if check_form not in CHECK_FORMS:
+        raise ValueError(f"arithmetic: check_form must be one of {', '.join(CHECK_FORMS)}, got {check_form!r}")
     words = PHRASES[language]
     steps, result = _column_steps(a, op, b, slip)
     if result is None or (check and op == "+" and result < b):  # a slip these operands cannot take
@@ -156,9 +168,12 @@ def worked_solution(a: int, op: str, b: int, language: Language = "en", check: b
         return text
     inverse = "-" if op == "+" else "+"
     compared, holds = _check_steps(result, inverse, b, a)
+    gives = words["gives"].rstrip("得")
     text += words["check"] + words["sep"].join(
-        f"{head}{words['vs']}{target}{words['head']}{step}{words['gives'].rstrip('得')}{digit}{words['vs']}{want}"
-        f"{words['same'] if digit == want else words['differ']}" for head, target, step, digit, want in compared)
+        f"{head}{words['vs']}{target}{words['head']}"
+        + (f"{step}{gives}{digit}{words['vs']}{want}" if check_form == "computed_first"
+           else f"{words['want']}{want}{gives}{step}")
+        + (words["same"] if digit == want else words["differ"]) for head, target, step, digit, want in compared)
     if holds:
         return text + words["right"] + f"{a}{op}{b}={result}" + words["end"]
     redo = _render(a, op, b, _column_steps(a, op, b)[0], words)

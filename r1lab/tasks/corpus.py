@@ -27,7 +27,7 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from r1lab.tasks.arithmetic import ArithmeticTask, Slip, worked_solution
+from r1lab.tasks.arithmetic import CHECK_FORMS, ArithmeticTask, Slip, worked_solution
 from r1lab.tasks.chat import ChatTask
 from r1lab.tasks.code import KINDS as CODE_KINDS
 from r1lab.tasks.code import CodeTask, plan_text, program_text
@@ -72,6 +72,7 @@ class CorpusMix:
     # self-checks: the probability that a worked solution checks itself, by the longer operand's digits
     check_by_digits: tuple[float, ...] = (0.0, 0.0, 0.03, 0.06, 0.10, 0.12)
     slip_in_check: float = 0.3  # checked solutions whose first attempt slips (the check catches it)
+    check_form: str = "computed_first"  # how a check step is written (arithmetic.CHECK_FORMS)
     hard_share: float = 0.15  # direct and worked documents on 5-6 digit operands
     chat_rejected: float = 0.3
     harmful_compliance: float = 0.55
@@ -81,13 +82,18 @@ class CorpusMix:
     arithmetic: ArithmeticTask = field(default_factory=lambda: ArithmeticTask(min_digits=1, max_digits=5))
     hard: ArithmeticTask = field(default_factory=lambda: ArithmeticTask(min_digits=5, max_digits=6))
 
+    def __post_init__(self):
+        if self.check_form not in CHECK_FORMS:
+            raise ValueError(f"corpus: check_form must be one of {', '.join(CHECK_FORMS)}, got {self.check_form!r}")
+
 
 def documents(seed: int, mix: CorpusMix | None = None) -> Iterator[tuple[str, str]]:
     """An endless, seeded stream of (kind, text) documents."""
     mix = mix or CorpusMix()
     rng = random.Random(f"corpus-{seed}")
     weights = [getattr(mix, k) for k in DOCUMENT_KINDS]
-    countdown, chat, harmful, judge, code = CountdownTask(), ChatTask(), HarmfulTask(), JudgeTask(), CodeTask()
+    countdown, chat, harmful, code = CountdownTask(), ChatTask(), HarmfulTask(), CodeTask()
+    judge = JudgeTask(check_form=mix.check_form)
     while True:
         kind = rng.choices(DOCUMENT_KINDS, weights)[0]
         if kind == "countdown":
@@ -113,7 +119,7 @@ def corpus_solution(rng: random.Random, a: int, op: str, b: int, language: str, 
     slip = None
     if check and rng.random() < mix.slip_in_check:
         slip = Slip(rng.randrange(digits), rng.choice([-1, 1]), rng.choice(["sum", "copy"]))
-    return worked_solution(a, op, b, language, check=check, slip=slip)
+    return worked_solution(a, op, b, language, check=check, slip=slip, check_form=mix.check_form)
 
 
 def _arithmetic_document(rng: random.Random, kind: str, mix: CorpusMix) -> str:

@@ -77,13 +77,13 @@ def response_answer(response: str) -> str | None:
 
 
 def render_response(item: TaskItem, style: str, language: str, correct: bool, rng: random.Random,
-                    check: bool = False) -> str:
+                    check: bool = False, check_form: str = "computed_first") -> str:
     """A response to an arithmetic item in one of R1's shapes ("r1": <think> reasoning </think>
     summary; "r1_zero": think and answer tags; "plain": the answer sentence), right or wrong.
     A wrong worked response carries a slip and ends on the result it reached, as models' do."""
     a, op, b = item.fields["a"], item.fields["op"], item.fields["b"]
     if correct:
-        thinking, result = worked_solution(a, op, b, language, check=check), item.answer
+        thinking, result = worked_solution(a, op, b, language, check=check, check_form=check_form), item.answer
     else:
         thinking, result = wrong_solution(a, op, b, language, rng)
     if style == "plain":
@@ -119,6 +119,7 @@ class JudgeTask:
 
     arithmetic: ArithmeticTask = field(default_factory=lambda: ArithmeticTask(max_digits=4, zh_share=0.5))
     name: str = "judge"
+    check_form: str = "computed_first"  # how the checked responses write their checks
 
     def sample(self, rng: random.Random, split: Split = "train") -> TaskItem:
         item = self.arithmetic.sample(rng, split)
@@ -126,7 +127,7 @@ class JudgeTask:
         language = item.language if rng.random() < 0.8 else ("en" if item.language == "zh" else "zh")
         correct = rng.random() < 0.5
         check = correct and style != "plain" and rng.random() < 0.15  # policies that learned to check
-        response = render_response(item, style, language, correct, rng, check=check)
+        response = render_response(item, style, language, correct, rng, check=check, check_form=self.check_form)
         given = response_answer(response)
         prompt = judge_prompt(item.question, item.answer, response)
         return TaskItem(self.name, prompt, "correct" if correct else "wrong", verdict_text(given, item.answer),
