@@ -113,3 +113,18 @@ def test_an_unknown_check_form_is_one_clear_error():
         worked_solution(347, "+", 85, check=True, check_form="backwards")
     with pytest.raises(ValueError, match="corpus: check_form"):
         CorpusMix(check_form="backwards")
+
+
+def test_check_step_statistics_tell_a_copied_wanted_digit_and_a_wrong_verdict_apart():
+    from r1lab.pipelines.tiny_model_card import check_step_statistics
+
+    right = worked_solution(347, "+", 85, check=True)
+    # the wanted digit copied from the computed 3 (the operand's is 4), and a verdict that contradicts its digits
+    copied = "432-85 vs 347: 12-5-0=7, 7 vs 7 same; 42-8 vs 34: 12-8-1=3, 3 vs 3 same; 4-0 vs 3: 4-0-1=3, 3 vs 3 differ"
+    figures = check_step_statistics([right, "So 347+85=422. Check: " + copied])
+    assert figures == {"check_steps": 6, "check_wanted_not_operands_share": 1 / 6,
+                       "check_wanted_copied_from_computed_share": 1 / 6, "check_verdict_wrong_share": 1 / 6}
+    wanted = worked_solution(347, "+", 85, check=True, slip=Slip(step=1, delta=-1), check_form="wanted_first")
+    assert check_step_statistics([wanted]) == {"check_steps": 2, "check_wanted_not_operands_share": 0.0,
+                                               "check_wanted_copied_from_computed_share": 0.0,
+                                               "check_verdict_wrong_share": 0.0}

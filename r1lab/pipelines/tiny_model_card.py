@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -112,6 +113,33 @@ def self_check_statistics(model, tokenizer, items: int, seed: int) -> dict:
         "check_missed_slip_share": _share(not first and not redo for first, redo in checks),
         "check_caught_slip_share": _share(not first and redo for first, redo in checks),
         "check_false_alarm_share": _share(first and redo for first, redo in checks),
+        **check_step_statistics([t for t, c in zip(texts, checked) if c]),
+    }
+
+
+# one step of a check in either form (arithmetic.CHECK_FORMS), English words: "43-8 vs 34: 13-8-1=4, 4 vs 4
+# same" or "43-8 vs 34: want 4, 13-8-1=4 same"; groups: the operand's part, then wanted, computed, verdict
+_COMPUTED_FIRST_STEP = re.compile(r"vs (\d+): [\d+-]+=(\d+), (?P<computed>\d) vs (?P<wanted>\d) (?P<verdict>same|differ)")
+_WANTED_FIRST_STEP = re.compile(r"vs (\d+): want (?P<wanted>\d), [\d+-]+=(\d+) (?P<verdict>same|differ)")
+
+
+def check_step_statistics(checked_texts: list[str]) -> dict:
+    """How the steps of English checks go wrong: the share of steps whose wanted digit is not the
+    operand's last digit (and of those, copied from the digit the step computed), and the share whose
+    verdict does not match the two digits written."""
+    steps = []
+    for text in checked_texts:
+        check = SELF_CHECK.split(text, maxsplit=1)[1].split("Wait")[0]
+        for pattern in (_COMPUTED_FIRST_STEP, _WANTED_FIRST_STEP):
+            for match in pattern.finditer(check):
+                operand, wanted, verdict = match.group(1), match["wanted"], match["verdict"]
+                computed = match["computed"] if "computed" in match.groupdict() else match.group(3)[-1]
+                steps.append((wanted == operand[-1], wanted == computed, verdict == "same"))
+    return {
+        "check_steps": len(steps),
+        "check_wanted_not_operands_share": _share(not from_operand for from_operand, _, _ in steps),
+        "check_wanted_copied_from_computed_share": _share(not from_operand and equal for from_operand, equal, _ in steps),
+        "check_verdict_wrong_share": _share(equal != same for _, equal, same in steps),
     }
 
 
