@@ -135,3 +135,14 @@ def test_the_scans_accept_exactly_what_the_old_regexes_did(tokens):
     assert follows_soft_format(text) == (OLD_SOFT.search(text) is not None)
     found = OLD_ANSWER.findall(text)
     assert answer_in_tags(text) == (found[-1].strip() if found else None)
+
+
+def test_the_limit_counts_the_functions_own_time_not_the_workers_start(tmp_path, monkeypatch):
+    """A module that takes 1 s to import (a busy machine's worker start and imports can) under a 0.5 s limit."""
+    (tmp_path / "slow_to_import_reward.py").write_text(
+        "import time\ntime.sleep(1.0)\n\ndef quick(prompts, completions, **_):\n    return [1.0 for _ in completions]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from slow_to_import_reward import quick
+
+    function = RewardFunction("quick", quick, timeout=0.5, isolation="process")
+    assert score([function], ["q", "q"], ["a", "b"], {})[0] == [1.0, 1.0] and function.failures == 0

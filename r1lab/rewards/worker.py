@@ -2,7 +2,8 @@
 
 A thread cannot be stopped, and a function that holds the GIL in C (a catastrophic regex, a
 huge integer power inside sympy) stops every other thread with it. A process can be killed.
-One worker serves every call of its reward function, so a call costs two pickles over a pipe,
+One worker serves every call of its reward function, so a call costs two pickles over a pipe
+and a word that the call started (its time limit counts from there, not from the worker's start),
 not a process start; a worker killed at the limit is replaced at the next call.
 
 The worker is a fresh `python -c` of this module, never a fork of the training process with its
@@ -23,6 +24,8 @@ import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 
+LOAD_TIMEOUT = 60.0  # seconds for a worker to start and load a call, before the function's own limit starts
+STARTED = b"started"  # the worker's word that the function is running: its time limit counts from here
 BOOT = "import sys; sys.path[:0] = {path!r}; from r1lab.rewards.worker import serve; serve({requests}, {replies})"
 _LIVE: set[subprocess.Popen] = set()
 
@@ -66,16 +69,25 @@ class RewardWorker:
                 self._requests.send_bytes(payload)
             except OSError:
                 raise RewardWorkerError(f"its worker process died (exit status {self._stop()})") from None
-            if not self._replies.poll(timeout):
-                self._stop()
-                raise RewardWorkerTimeout(f"ran past its {timeout}s limit (its worker process was killed)")
-            try:
-                status, result = pickle.loads(self._replies.recv_bytes())
-            except (EOFError, OSError):
-                raise RewardWorkerError(f"its worker process died (exit status {self._stop()})") from None
+            # the limit is the function's own time: the worker's start and the import of the function's
+            # module (seconds on a busy machine) come first, under a limit of their own
+            reply = self._reply(LOAD_TIMEOUT, f"its worker did not start the call within {LOAD_TIMEOUT}s")
+            if reply == STARTED:
+                reply = self._reply(timeout, f"ran past its {timeout}s limit")
+            status, result = pickle.loads(reply)
         if status == "error":
             raise RewardWorkerError(result)
         return result
+
+    def _reply(self, timeout: float | None, late: str) -> bytes:
+        """The worker's next message; the worker is killed when none comes within `timeout`."""
+        if not self._replies.poll(timeout):
+            self._stop()
+            raise RewardWorkerTimeout(f"{late} (its worker process was killed)")
+        try:
+            return self._replies.recv_bytes()
+        except (EOFError, OSError):
+            raise RewardWorkerError(f"its worker process died (exit status {self._stop()})") from None
 
     def close(self) -> None:
         with self._lock:
@@ -118,6 +130,7 @@ def serve(requests_fd: int, replies_fd: int) -> None:
             return
         try:
             function, prompts, completions, fields = pickle.loads(message)
+            replies.send_bytes(STARTED)
             reply = ("ok", list(function(prompts, completions, **fields)))
         except BaseException as error:  # handed to the training process, which scores 0 and counts it
             reply = ("error", "".join(traceback.format_exception(type(error), error, error.__traceback__)))
