@@ -118,23 +118,20 @@ def self_check_statistics(model, tokenizer, items: int, seed: int) -> dict:
 
 
 # one step of a check in either form (arithmetic.CHECK_FORMS), English words: "43-8 vs 34: 13-8-1=4, 4 vs 4
-# same" or "43-8 vs 34: want 4, 13-8-1=4 same"; groups: the operand's part, then wanted, computed, verdict
-_COMPUTED_FIRST_STEP = re.compile(r"vs (\d+): [\d+-]+=(\d+), (?P<computed>\d) vs (?P<wanted>\d) (?P<verdict>same|differ)")
-_WANTED_FIRST_STEP = re.compile(r"vs (\d+): want (?P<wanted>\d), [\d+-]+=(\d+) (?P<verdict>same|differ)")
+# same" or "43-8 vs 34: want 4, 13-8-1=4 same"
+CHECK_STEPS = (
+    re.compile(r"vs (?P<operand>\d+): [\d+-]+=\d+, (?P<computed>\d) vs (?P<wanted>\d) (?P<verdict>same|differ)"),
+    re.compile(r"vs (?P<operand>\d+): want (?P<wanted>\d), [\d+-]+=\d*(?P<computed>\d) (?P<verdict>same|differ)"),
+)
 
 
 def check_step_statistics(checked_texts: list[str]) -> dict:
     """How the steps of English checks go wrong: the share of steps whose wanted digit is not the
     operand's last digit (and of those, copied from the digit the step computed), and the share whose
     verdict does not match the two digits written."""
-    steps = []
-    for text in checked_texts:
-        check = SELF_CHECK.split(text, maxsplit=1)[1].split("Wait")[0]
-        for pattern in (_COMPUTED_FIRST_STEP, _WANTED_FIRST_STEP):
-            for match in pattern.finditer(check):
-                operand, wanted, verdict = match.group(1), match["wanted"], match["verdict"]
-                computed = match["computed"] if "computed" in match.groupdict() else match.group(3)[-1]
-                steps.append((wanted == operand[-1], wanted == computed, verdict == "same"))
+    steps = [(m["wanted"] == m["operand"][-1], m["wanted"] == m["computed"], m["verdict"] == "same")
+             for text in checked_texts for pattern in CHECK_STEPS
+             for m in pattern.finditer(SELF_CHECK.split(text, maxsplit=1)[1].split("Wait")[0])]
     return {
         "check_steps": len(steps),
         "check_wanted_not_operands_share": _share(not from_operand for from_operand, _, _ in steps),
