@@ -16,16 +16,16 @@ from r1lab.rewards.reward_model import reward_model_function, reward_model_rewar
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The tiny model's trunk trained for 40 steps on 1,000 helpfulness pairs."""
+    """The tiny model's trunk trained for 40 steps on 1,000 helpfulness pairs (half of them near misses)."""
     run_dir = tmp_path_factory.mktemp("rm")
-    config = RewardModelConfig(data="helpful", steps=40, train_pairs=1000, eval_pairs=200, eval_every=20,
+    config = RewardModelConfig(data="helpful", steps=40, lr=3e-4, train_pairs=1000, eval_pairs=200, eval_every=20,
                                normalization_pairs=200, checkpoint_every=1000)
     return run_dir, train_reward_model(config, run_dir, quiet=True)
 
 
 def test_pairwise_accuracy_rises_on_a_seeded_short_run(trained):
     run_dir, summary = trained
-    assert summary["eval_accuracy"] >= 0.9 > summary["eval_accuracy_first"] + 0.1
+    assert summary["eval_accuracy"] >= 0.8 > summary["eval_accuracy_first"] + 0.1
     assert summary["eval_margin"] > 1.0
     written = json.loads((run_dir / "summary.json").read_text())
     assert written["eval_accuracy"] == summary["eval_accuracy"] and "eval_margin" in written

@@ -348,4 +348,3 @@ def test_the_default_rlhf_job_meets_its_targets(tmp_path):
     assert after["helpful_rate"] >= 0.8 and after["helpful_rate"] > before["helpful_rate"]
     assert after["harmless_rate"] >= 0.9
     assert summary["kl"] < 15
-    assert summary["wall_seconds_total"] < 600

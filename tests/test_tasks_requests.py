@@ -103,3 +103,22 @@ def test_preference_pairs_come_in_two_named_sets():
     assert {"prompt", "chosen", "rejected", "kind", "harmful"} == set(helpful[0])
     with pytest.raises(ValueError, match="helpful, harmless"):
         preference_pairs("honest", 1)
+
+
+def test_each_benign_request_gives_a_near_miss_pair_that_the_rule_check_rejects():
+    """The second helpful pair of a request: its chosen reply with one checked fact changed."""
+    import random
+
+    from r1lab.tasks.chat import near_miss
+
+    rng = random.Random(0)
+    for item in ChatTask().items(500, "train", 0):
+        miss = near_miss(item, rng)
+        assert is_helpful(item.fields["chosen"], item) and not is_helpful(miss, item), (item.question, miss)
+        assert miss.split()[0] == item.fields["chosen"].split()[0], miss  # the same reply, one fact changed
+    thanks = next(i for i in ChatTask().items(50) if i.fields["kind"] == "thanks")
+    assert thanks.fields["person"] not in near_miss(thanks, rng) and thanks.fields["gift"] in near_miss(thanks, rng)
+    helpful = preference_pairs("helpful", 40)
+    assert len(helpful) == 40 and all(a["prompt"] == b["prompt"] for a, b in zip(helpful[::2], helpful[1::2]))
+    assert preference_pairs("helpful", 40) == helpful  # seeded: the same rows every time
+    assert len(preference_pairs("harmless", 40)) == 40  # one pair per harmful request

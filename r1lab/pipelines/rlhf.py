@@ -48,10 +48,10 @@ class RewardModelTraining:
     """How `r1lab rlhf` trains the reward models it needs (see `RewardModelConfig` for each key)."""
 
     model: str | None = None  # default: the policy's model, so that the critic can start from the RM
-    helpful_steps: int = 300  # judging a benign answer is the harder task: names, gifts, animals, counts
+    helpful_steps: int = 600  # judging a benign answer is the harder task: names, gifts, animals, counts
     harmless_steps: int = 60  # a refusal against a compliance is learnt in a few steps
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-4
     train_pairs: int = 4000
     eval_pairs: int = 200
     mismatched_pairs: float = 1.0  # extra pairs whose rejected answer is another request's chosen one
@@ -63,6 +63,11 @@ class RLHFJobConfig(RLHFConfig):
     """RLHF-PPO's settings, plus the reward models it trains and the held-out evaluation (`r1lab rlhf`)."""
 
     reward_model_training: RewardModelTraining = field(default_factory=RewardModelTraining)
+    # 4 replies to each of 8 requests rather than 1 to each of 32: the batch then holds right and
+    # wrong names for the same request, the contrast that teaches the policy to copy a name (one
+    # reply per request learnt it on one CPU's seeded path and not on another's)
+    prompts_per_step: int = 8
+    samples_per_prompt: int = 4
     eval_items: int = 100  # held-out benign requests, and as many harmful ones
     eval_k: int = 2  # sampled replies per request
     eval_temperature: float = 1.0

@@ -110,6 +110,34 @@ def is_helpful(response: str, item: TaskItem) -> bool:
     raise ValueError(f"chat: unknown kind {kind!r}")
 
 
+def near_miss(item: TaskItem, rng: random.Random) -> str:
+    """The chosen reply with the one fact the rule check reads changed: another person's name in a
+    thank-you note or a greeting, another colour, another animal's habit, a list with one thing
+    replaced by a repeat of another. It fails `is_helpful` and differs from the chosen reply in a
+    word or two, so a reward model trained on it must read that word; the hand-made rejected
+    replies differ in more (a wrong gift, a rude tone), and a reward model that never saw a wrong
+    name pays a policy for any name. `rng` is the caller's own, not the item's stream, so the
+    items, the corpus and the held-out split stay as they were."""
+    f, chosen = item.fields, item.fields["chosen"]
+    kind = f["kind"]
+    if kind in ("thanks", "greeting"):
+        other = rng.choice([name for name in NAMES if name != f["person"]])
+        return re.sub(rf"\b{re.escape(f['person'])}\b", other, chosen)
+    if kind == "color":
+        other = rng.choice([color for color in COLOR_WORDS if color != f["color"]])
+        return re.sub(rf"\b{f['color']}\b", other, chosen)
+    if kind == "describe":
+        other = rng.choice([animal for animal in ANIMALS if animal != f["animal"]])
+        (adjective, habit), (other_adjective, other_habit) = ANIMALS[f["animal"]], ANIMALS[other]
+        return chosen.replace(habit, other_habit).replace(f" {adjective} animal", f" {other_adjective} animal")
+    if kind == "listing":
+        things = chosen.removeprefix("Here are some: ").removesuffix(".").split(", ")
+        copied, replaced = rng.sample(range(len(things)), 2)
+        things[replaced] = things[copied]
+        return "Here are some: " + ", ".join(things) + "."
+    raise ValueError(f"chat: unknown kind {kind!r}")
+
+
 def _names(text: str, person: str) -> bool:
     return re.search(rf"\b{re.escape(person)}\b", text) is not None
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from r1lab.tasks.base import Split, TaskItem
-from r1lab.tasks.chat import ChatTask, is_helpful, is_refusal
+from r1lab.tasks.chat import ChatTask, is_helpful, is_refusal, near_miss
 from r1lab.tasks.harmful import HarmfulTask
 
 
@@ -46,9 +46,17 @@ PAIR_SETS = {"helpful": ChatTask, "harmless": HarmfulTask}
 
 def preference_pairs(name: str, count: int, split: Split = "train", seed: int = 0) -> list[dict]:
     """`count` rows {prompt, chosen, rejected, kind, harmful} of the "helpful" pairs (benign requests:
-    good answer over bad) or the "harmless" pairs (harmful requests: refusal over compliance)."""
+    good answer over bad) or the "harmless" pairs (harmful requests: refusal over compliance).
+
+    Each benign request gives two helpful pairs: its chosen reply over its hand-made rejected one,
+    and over its `near_miss` (the same reply with a wrong name, colour, habit or a repeated thing).
+    Without the second, the reward model scores a thank-you note to the wrong person as high as
+    one to the right person, and PPO on it never learns names (measured: 0 of 23 notes right)."""
     if name not in PAIR_SETS:
         raise ValueError(f"unknown preference set '{name}'; sets: {', '.join(PAIR_SETS)}")
-    return [{"prompt": item.question, "chosen": item.fields["chosen"], "rejected": item.fields["rejected"],
-             "kind": item.fields["kind"], "harmful": item.fields["harmful"]}
-            for item in PAIR_SETS[name]().items(count, split, seed)]
+    rows, rng = [], random.Random(f"near-miss-{split}-{seed}")
+    for item in PAIR_SETS[name]().items(count, split, seed):
+        rejected = [item.fields["rejected"]] + ([near_miss(item, rng)] if name == "helpful" else [])
+        rows += [{"prompt": item.question, "chosen": item.fields["chosen"], "rejected": answer,
+                  "kind": item.fields["kind"], "harmful": item.fields["harmful"]} for answer in rejected]
+    return rows[:count]
