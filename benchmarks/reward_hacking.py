@@ -49,7 +49,8 @@ def run(args, reward_model: Path, beta: float, workdir: Path) -> dict:
     from r1lab.runs import read_metrics
 
     config = RLHFJobConfig(model=args.model, reward_model=str(reward_model), task="chat", beta=beta, steps=args.steps,
-                           lr=args.lr, prompts_per_step=args.prompts, max_new_tokens=args.max_new_tokens,
+                           lr=args.lr, prompts_per_step=args.prompts, samples_per_prompt=1,
+                           max_new_tokens=args.max_new_tokens,
                            eval_every=args.eval_every, eval_items=args.eval_items, eval_k=2, seed=args.seed,
                            checkpoint_every=10**6, save_model=False)
     summary = run_rlhf_job(config, workdir / f"beta-{beta}", quiet=True)

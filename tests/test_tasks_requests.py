@@ -115,7 +115,6 @@ def test_each_benign_request_gives_a_near_miss_pair_that_the_rule_check_rejects(
     for item in ChatTask().items(500, "train", 0):
         miss = near_miss(item, rng)
         assert is_helpful(item.fields["chosen"], item) and not is_helpful(miss, item), (item.question, miss)
-        assert miss.split()[0] == item.fields["chosen"].split()[0], miss  # the same reply, one fact changed
     thanks = next(i for i in ChatTask().items(50) if i.fields["kind"] == "thanks")
     assert thanks.fields["person"] not in near_miss(thanks, rng) and thanks.fields["gift"] in near_miss(thanks, rng)
     helpful = preference_pairs("helpful", 40)

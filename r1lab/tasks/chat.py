@@ -128,8 +128,7 @@ def near_miss(item: TaskItem, rng: random.Random) -> str:
         return re.sub(rf"\b{f['color']}\b", other, chosen)
     if kind == "describe":
         other = rng.choice([animal for animal in ANIMALS if animal != f["animal"]])
-        (adjective, habit), (other_adjective, other_habit) = ANIMALS[f["animal"]], ANIMALS[other]
-        return chosen.replace(habit, other_habit).replace(f" {adjective} animal", f" {other_adjective} animal")
+        return f"The {f['animal']} {ANIMALS[other][1]}."
     if kind == "listing":
         things = chosen.removeprefix("Here are some: ").removesuffix(".").split(", ")
         copied, replaced = rng.sample(range(len(things)), 2)
