@@ -10,6 +10,16 @@ from r1lab.llm.tiny import build_tokenizer
 from r1lab.tasks.corpus import documents
 
 
+@pytest.fixture(autouse=True)
+def torch_threads_as_the_process_started():
+    """Each test starts with torch's own thread count: a policy-gradient job sets 1 (fastest for its
+    small networks), and a later test run in the same process would otherwise train with 1 thread,
+    on other float sums than the job run on its own (`r1lab rlhf`'s seeded figures differ)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def small_tokenizer():
     texts = [text for _, text in itertools.islice(documents(seed=123), 2000)]

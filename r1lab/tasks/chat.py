@@ -112,12 +112,13 @@ def is_helpful(response: str, item: TaskItem) -> bool:
 
 def near_miss(item: TaskItem, rng: random.Random) -> str:
     """The chosen reply with the one fact the rule check reads changed: another person's name in a
-    thank-you note or a greeting, another colour, another animal's habit, a list with one thing
-    replaced by a repeat of another. It fails `is_helpful` and differs from the chosen reply in a
-    word or two, so a reward model trained on it must read that word; the hand-made rejected
-    replies differ in more (a wrong gift, a rude tone), and a reward model that never saw a wrong
-    name pays a policy for any name. `rng` is the caller's own, not the item's stream, so the
-    items, the corpus and the held-out split stay as they were."""
+    thank-you note or a greeting, another colour, a list with one thing replaced by a repeat of
+    another, and for a description the short form with another animal's habit ("The cat can fly
+    and sing."). It fails `is_helpful` and is otherwise a good reply, so a reward model trained on
+    it must read that fact; the hand-made rejected replies differ in more (a wrong gift, a rude
+    tone), and a reward model that never saw a wrong name pays a policy for any name. `rng` is the
+    caller's own, not the item's stream, so the items, the corpus and the held-out split stay as
+    they were."""
     f, chosen = item.fields, item.fields["chosen"]
     kind = f["kind"]
     if kind in ("thanks", "greeting"):
