@@ -185,6 +185,9 @@ def _execute(code: str, tests: list[str], timeout: float, limits: SandboxLimits,
         }
         outcome = _run(capabilities, job, nonce, started + timeout, limits.output_bytes, uid)
     (stdout, stderr, verdict), returncode, timed_out, limited = outcome
+    # the CPU limit is the timeout too: a busy loop can reach it (SIGXCPU) a moment before the
+    # wall-clock deadline, on a loaded machine; either way the program ran out of its time
+    timed_out = timed_out or returncode in (-signal.SIGXCPU, 128 + signal.SIGXCPU)
     parsed = None if timed_out or limited else _read_verdict(verdict, nonce, len(tests))
     completed, results = parsed if parsed is not None else (False, (False,) * len(tests))
     return ExecutionResult(
